@@ -1,0 +1,1 @@
+"""Registered datasets and transforms; importing this package registers them all."""

@@ -1,0 +1,1 @@
+"""Registered metrics and evaluation tasks."""

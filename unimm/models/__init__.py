@@ -1,0 +1,1 @@
+"""Registered model components; importing this package registers them all."""
