@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='unimm',
+    version='0.1.0',
+    description='Unified multimodal LLMs on discrete image tokenizers: SemHiTok and its peers',
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['unimm', 'unimm.*']),
+    python_requires='>=3.10',
+    # torch / torchvision are installed first, as a matched pair (README: Install)
+    install_requires=[
+        'torch>=2.4', 'torchvision', 'mmengine==0.10.7', 'deepspeed==0.19.8',
+        'transformers>=5.0', 'tokenizers', 'safetensors', 'timm', 'numpy', 'pillow', 'scipy',
+        'tqdm', 'tensorboard', 'webdataset', 'braceexpand',
+    ],
+    extras_require={
+        'dev': ['pytest'],
+        'lmms': ['lmms-eval==0.7.3'],
+    },
+)

@@ -1,0 +1,202 @@
+"""The runner: exact resume after SIGKILL / SIGTERM / a kill mid-save, non-finite steps,
+two optimizers, export, and config errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from unimm.engine.checkpoint import MARKER, complete_checkpoints
+from unimm.engine.config import load_config
+from unimm.utils.build import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = os.path.join(ROOT, 'tests', 'configs', 'toy_regression.py')
+TOY_GAN = os.path.join(ROOT, 'tests', 'configs', 'toy_gan.py')
+
+
+def launch(config, work_dir, *extra, env=None):
+    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'train.py'), config,
+           '--work-dir', str(work_dir), *extra]
+    full_env = dict(os.environ, PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', **(env or {}))
+    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
+        full_env.pop(k, None)
+    return subprocess.Popen(cmd, env=full_env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def run(config, work_dir, *extra, env=None, check=True):
+    proc = launch(config, work_dir, *extra, env=env)
+    out, _ = proc.communicate(timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'training failed ({proc.returncode}):\n{out[-4000:]}')
+    return proc.returncode, out
+
+
+def wait_for_checkpoint(proc, work_dir, step, timeout=300):
+    marker = os.path.join(work_dir, 'checkpoints', f'step_{step:08d}', MARKER)
+    start = time.time()
+    while not os.path.exists(marker):
+        assert proc.poll() is None, proc.stdout.read()[-4000:]
+        assert time.time() - start < timeout
+        time.sleep(0.02)
+
+
+def loss_trace(work_dir):
+    """step -> loss, the last record of each step winning (resumed runs repeat steps)."""
+    trace = {}
+    with open(os.path.join(work_dir, 'log.jsonl')) as f:
+        for line in f:
+            rec = json.loads(line)
+            if 'loss' in rec:
+                trace[rec['step']] = rec['loss']
+    return trace
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+    work = tmp_path_factory.mktemp('reference')
+    run(TOY, work)
+    return work
+
+
+def test_uninterrupted_run_learns_and_exports(reference):
+    trace = loss_trace(reference)
+    assert sorted(trace) == list(range(1, 31))
+    assert trace[30] < 0.5 * trace[1]
+    from unimm.models.base import PretrainedMixin
+    import tests.toy  # noqa: F401  registers the toy components
+    model = PretrainedMixin.from_pretrained(os.path.join(reference, 'export'))
+    from safetensors.torch import load_file
+    saved = load_file(os.path.join(reference, 'export', 'model.safetensors'))
+    assert set(saved) == set(model.state_dict())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+    assert [s for s, _ in complete_checkpoints(os.path.join(reference, 'checkpoints'))] == [25, 30]
+    assert os.listdir(os.path.join(reference, 'tensorboard'))
+
+
+def test_resume_after_sigkill_sigterm_and_kill_mid_save(reference, tmp_path):
+    slow = ['--cfg-options', 'train_dataloader.dataset.delay=0.01']
+    # 1. SIGKILL from outside once step 10 is saved
+    proc = launch(TOY, tmp_path, *slow)
+    wait_for_checkpoint(proc, tmp_path, 10)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # 2. resume; die by SIGKILL half way through saving step 20
+    code, out = run(TOY, tmp_path, '--resume', 'auto', *slow,
+                    env={'UNIMM_TEST_KILL_DURING_SAVE_AT': '20'}, check=False)
+    assert code == -signal.SIGKILL, out[-2000:]
+    assert 'resumed from' in out
+    steps = [s for s, _ in complete_checkpoints(os.path.join(tmp_path, 'checkpoints'))]
+    assert 20 not in steps and max(steps) >= 15
+    assert os.path.isdir(os.path.join(tmp_path, 'checkpoints', 'step_00000020'))
+    # 3. resume from the newest complete one; SIGTERM writes a checkpoint and exits
+    proc = launch(TOY, tmp_path, '--resume', 'auto', *slow)
+    wait_for_checkpoint(proc, tmp_path, 20)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert 'checkpoint saved' in out
+    stopped_at = max(s for s, _ in complete_checkpoints(os.path.join(tmp_path, 'checkpoints')))
+    assert stopped_at >= 20
+    # 4. resume to the end: the trace equals the uninterrupted run's
+    run(TOY, tmp_path, '--resume', 'auto')
+    got, want = loss_trace(tmp_path), loss_trace(reference)
+    assert sorted(got) == sorted(want)
+    for step in want:
+        assert abs(got[step] - want[step]) <= 1e-6, (step, got[step], want[step])
+
+
+def test_nonfinite_steps_are_skipped_then_the_run_stops(tmp_path):
+    # sample 3 poisons one micro-batch per epoch (8 per epoch): skipped, counted, run finishes
+    run(TOY, tmp_path / 'some', '--cfg-options', 'model.nan_indices=[3]',
+        'train_cfg.max_steps=20')
+    events = [json.loads(l) for l in open(tmp_path / 'some' / 'log.jsonl')]
+    nonfinite = [e for e in events if e.get('event', {}).get('nonfinite_loss')]
+    assert len(nonfinite) >= 2
+    assert all(torch.isfinite(torch.tensor(e['loss'])) for e in events if 'loss' in e)
+    # every sample poisoned: stops after 3 in a row with a checkpoint of the untouched weights
+    code, out = run(TOY, tmp_path / 'all', '--cfg-options', f'model.nan_indices={list(range(64))}',
+                    'train_cfg.max_consecutive_nonfinite=3', check=False)
+    assert code != 0 and '3 consecutive non-finite losses' in out
+    assert [s for s, _ in complete_checkpoints(tmp_path / 'all' / 'checkpoints')] == [0]
+
+
+def test_two_optimizers_step_generator_and_discriminator(tmp_path):
+    run(TOY_GAN, tmp_path, '--cfg-options', 'train_cfg.max_steps=6')
+    trace = [json.loads(l) for l in open(tmp_path / 'log.jsonl')]
+    recs = [r for r in trace if 'loss' in r]
+    assert all('disc/loss_d' in r and 'loss_adv' in r for r in recs)
+    from safetensors.torch import load_file
+    ckpt = os.path.join(tmp_path, 'checkpoints', 'step_00000006')
+    assert os.path.isdir(os.path.join(ckpt, 'discriminator'))
+    export = load_file(os.path.join(tmp_path, 'export', 'model.safetensors'))
+    assert set(export) == {'net.weight', 'net.bias'}  # the discriminator is not in the G export
+
+
+@pytest.mark.parametrize('zero_stage', [2])
+def test_two_processes_zero(tmp_path, zero_stage):
+    """torchrun x2 on gloo: the GAN recipe trains with the same code."""
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+           '--master_port', '29533', os.path.join(ROOT, 'tools', 'train.py'), TOY_GAN,
+           '--work-dir', str(tmp_path), '--cfg-options', 'train_cfg.max_steps=4',
+           f'deepspeed.zero_stage={zero_stage}']
+    env = dict(os.environ, PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    recs = [json.loads(l) for l in open(tmp_path / 'log.jsonl') if '"loss"' in l]
+    assert [r['step'] for r in recs] == [1, 2, 3, 4]
+    assert os.path.isfile(tmp_path / 'checkpoints' / 'step_00000004' / 'rng_rank1.safetensors')
+
+
+def test_config_errors_name_the_path_and_closest_names(tmp_path):
+    from unimm.registry import MODELS
+    import tests.toy  # noqa: F401
+    with pytest.raises(ConfigError, match=r"model\.type: unknown model type 'ToyRegresor'.*"
+                                          r"'ToyRegressor'"):
+        MODELS.build(dict(type='ToyRegresor'), path='model')
+    with pytest.raises(ConfigError, match=r"model \(ToyRegressor\): unexpected argument "
+                                          r"'hiden' \(closest: 'hidden'"):
+        MODELS.build(dict(type='ToyRegressor', hiden=3), path='model')
+    with pytest.raises(ConfigError, match=r"discriminator \(ToyDiscriminator\)|missing"):
+        MODELS.build(dict(type='ToyDiscriminator', dimm=3), path='discriminator')
+    bad = tmp_path / 'bad.py'
+    bad.write_text(f"_base_ = ['{TOY}']\nmodel = dict(type='ToyRegressr')\n")
+    with pytest.raises(ConfigError, match=r"model\.type: unknown type 'ToyRegressr'"):
+        load_config(str(bad))
+    bad.write_text(f"_base_ = ['{TOY}']\noptim_wraper = dict()\n")
+    with pytest.raises(ConfigError, match=r"unknown top-level config key 'optim_wraper' "
+                                          r"\(closest: 'optim_wrapper'"):
+        load_config(str(bad))
+    bad.write_text(f"_base_ = ['{TOY}']\ntrain_dataloader = dict(dataset=dict(type='ToyRegDataset'))\n")
+    with pytest.raises(ConfigError, match=r"train_dataloader\.dataset\.type: .*"
+                                          r"'ToyRegressionDataset'"):
+        load_config(str(bad))
+
+
+def test_missing_required_argument_is_named():
+    from unimm.registry import DATASETS
+    from unimm.utils.build import check_arguments
+
+    def needs(path, size=1):
+        return path
+    with pytest.raises(ConfigError, match=r"here: missing required argument 'path'"):
+        check_arguments(needs, {'size': 2}, 'here')
+    assert DATASETS.get('ToyRegressionDataset') is not None
+
+
+def test_base_inheritance_and_cfg_options():
+    from train import parse_args  # tools/ is on sys.path via conftest
+    cfg = load_config(TOY_GAN)
+    assert cfg.model.type == 'ToyGenerator' and 'hidden' not in cfg.model  # _delete_
+    assert cfg.train_dataloader.batch_size == 8  # inherited
+    assert cfg.disc_optim_wrapper.optimizer.lr == 1e-3
+    args = parse_args([TOY_GAN, '--cfg-options', 'train_cfg.max_steps=3',
+                       'optim_wrapper.optimizer.lr=0.5', 'model.dim=4'])
+    cfg = load_config(args.config, args.cfg_options)
+    assert cfg.train_cfg.max_steps == 3 and cfg.train_cfg.log_interval == 1
+    assert cfg.optim_wrapper.optimizer.lr == 0.5 and cfg.model.dim == 4

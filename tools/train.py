@@ -1,0 +1,38 @@
+"""Train any unimm recipe: python tools/train.py CONFIG [--work-dir] [--resume auto|PATH]
+[--cfg-options k=v ...]. Launch on several GPUs with `deepspeed` or `torchrun`."""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from unimm.engine.config import DictAction, load_config  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument('config')
+    p.add_argument('--work-dir', help='default: work_dirs/<config name>')
+    p.add_argument('--resume', help="'auto' (newest complete checkpoint in the work dir) or a "
+                   'checkpoint folder')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                   help='override config keys, e.g. train_cfg.max_steps=10')
+    p.add_argument('--local_rank', '--local-rank', type=int, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    work_dir = args.work_dir or cfg.get('work_dir') or os.path.join(
+        'work_dirs', os.path.splitext(os.path.basename(args.config))[0])
+    from unimm.engine.runner import Runner
+    runner = Runner(cfg, work_dir, resume=args.resume)
+    if runner.rank == 0:
+        os.makedirs(runner.work_dir, exist_ok=True)
+        cfg.dump(os.path.join(runner.work_dir, 'config.py'))
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()

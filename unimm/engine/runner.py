@@ -1,0 +1,437 @@
+"""The training runner: one code path on DeepSpeed for a CPU process (gloo) and one or
+many GPUs (nccl). The model's forward returns its losses; the runner owns
+optimisation, precision, distribution, logging and checkpoints."""
+import inspect
+import math
+import os
+import random
+import signal
+import socket
+import time
+
+import numpy as np
+import torch
+
+os.environ.setdefault('DS_ACCELERATOR', 'cuda' if torch.cuda.is_available() else 'cpu')
+import deepspeed  # noqa: E402
+
+from unimm.datasets.collate import collate_skip_corrupt  # noqa: E402
+from unimm.engine.checkpoint import CheckpointManager, resolve_resume  # noqa: E402
+from unimm.engine.ema import EMA  # noqa: E402
+from unimm.engine.logger import MetricLogger  # noqa: E402
+from unimm.registry import DATASETS, MODELS  # noqa: E402
+from unimm.utils.build import ConfigError  # noqa: E402
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive non-finite losses: the run stopped on purpose."""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def init_distributed():
+    """Join (or, single-process without a launcher, create) the process group."""
+    if 'RANK' not in os.environ:
+        os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()),
+                          RANK='0', WORLD_SIZE='1', LOCAL_RANK='0')
+    if not torch.distributed.is_initialized():
+        deepspeed.init_distributed(dist_backend='nccl' if torch.cuda.is_available() else 'gloo')
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get('LOCAL_RANK', 0))
+        torch.cuda.set_device(local_rank)
+        return torch.device('cuda', local_rank)
+    return torch.device('cpu')
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def move_batch(batch, device, dtype):
+    """Batch to ``device``; floating tensors take the compute dtype."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device=device, dtype=dtype if batch.is_floating_point() else None,
+                        non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_batch(v, device, dtype) for k, v in batch.items()}
+    if isinstance(batch, list) and batch and isinstance(batch[0], torch.Tensor):
+        return [move_batch(v, device, dtype) for v in batch]
+    return batch
+
+
+def sum_losses(out, where):
+    losses = [v for k, v in out.items() if k.startswith('loss')]
+    if not losses:
+        raise RuntimeError(f'{where} returned no "loss*" entry: {sorted(out)}')
+    return sum(losses)
+
+
+def scalars_of(out):
+    return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()
+            if isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)}
+
+
+def ds_config(cfg, optim, batch_size, max_steps, zero_stage, precision):
+    """A DeepSpeed config from unimm's config keys; ``deepspeed.config`` overrides it."""
+    opt = dict(optim.get('optimizer', {}))
+    opt_type = opt.pop('type', 'AdamW')
+    opt.pop('weight_decay', None)  # set per param group (2-D weights only)
+    opt.setdefault('torch_adam', True)
+    sched = dict(cfg.get('param_scheduler') or {})
+    sched_type = sched.pop('type', 'WarmupCosine')
+    warmup = int(sched.get('warmup_steps', 0))
+    if sched_type == 'WarmupCosine':
+        scheduler = {'type': 'WarmupCosineLR', 'params': {
+            'total_num_steps': max(max_steps, warmup + 1), 'warmup_num_steps': warmup,
+            'warmup_type': 'linear', 'warmup_min_ratio': 0.0,
+            'cos_min_ratio': float(sched.get('min_lr_ratio', 0.0))}}
+    elif sched_type == 'Constant':
+        scheduler = {'type': 'WarmupLR', 'params': {
+            'warmup_min_lr': 0.0, 'warmup_max_lr': opt['lr'], 'warmup_num_steps': max(warmup, 1),
+            'warmup_type': 'linear'}}
+    else:
+        raise ConfigError(f'param_scheduler.type: {sched_type!r} is not one of '
+                          "'WarmupCosine', 'Constant'")
+    if precision not in ('fp32', 'bf16', 'fp16'):
+        raise ConfigError(f"deepspeed.precision: {precision!r} is not 'fp32', 'bf16' or 'fp16'")
+    clip = optim.get('clip_grad')
+    config = {
+        'train_micro_batch_size_per_gpu': batch_size,
+        'gradient_accumulation_steps': int(optim.get('accumulative_counts', 1)),
+        'gradient_clipping': float(clip) if clip else 0.0,
+        'optimizer': {'type': opt_type, 'params': opt},
+        'scheduler': scheduler,
+        'zero_optimization': {'stage': zero_stage,
+                              'stage3_gather_16bit_weights_on_model_save': True},
+        'bf16': {'enabled': precision == 'bf16'},
+        'fp16': {'enabled': precision == 'fp16'},
+        'steps_per_print': 10**9,
+        'wall_clock_breakdown': False,
+    }
+    return deep_update(config, dict(cfg.get('deepspeed', {}).get('config', {})))
+
+
+def deep_update(base, override):
+    for k, v in override.items():
+        base[k] = deep_update(dict(base.get(k, {})), v) if isinstance(v, dict) else v
+    return base
+
+
+def param_groups(module, weight_decay):
+    """Weight decay on matrices only (norms, biases and embeddings' 1-D params excluded)."""
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{'params': decay, 'weight_decay': weight_decay},
+              {'params': no_decay, 'weight_decay': 0.0}]
+    return [g for g in groups if g['params']]
+
+
+class Runner:
+    """Builds everything a config names and trains it; see docs/architecture.md."""
+
+    def __init__(self, cfg, work_dir, resume=None):
+        self.cfg = cfg
+        self.work_dir = os.path.abspath(work_dir)
+        self.device = init_distributed()
+        self.rank = torch.distributed.get_rank()
+        self.world_size = torch.distributed.get_world_size()
+        train_cfg = dict(cfg.get('train_cfg') or {})
+        self.seed = int((cfg.get('randomness') or {}).get('seed', 0))
+        ds = dict(cfg.get('deepspeed') or {})
+        self.zero_stage = int(ds.get('zero_stage', 2))
+        self.precision = ds.get('precision', 'bf16' if torch.cuda.is_available() else 'fp32')
+        self.dtype = {'fp32': torch.float32, 'bf16': torch.bfloat16,
+                      'fp16': torch.float16}.get(self.precision)
+        self.log_interval = int(train_cfg.get('log_interval', 10))
+        self.max_nonfinite = int(train_cfg.get('max_consecutive_nonfinite', 5))
+        ckpt = dict(cfg.get('checkpoint') or {})
+        self.ckpt_interval = int(ckpt.get('interval', 1000))
+        self.ckpts = CheckpointManager(os.path.join(self.work_dir, 'checkpoints'),
+                                       max_keep=int(ckpt.get('max_keep', 3)))
+
+        seed_everything(self.seed)  # identical initial weights on every rank
+        self.model = MODELS.build(cfg.model, path='model')
+        self.disc = MODELS.build(cfg.discriminator, path='discriminator') \
+            if cfg.get('discriminator') else None
+        seed_everything(self.seed + self.rank)
+
+        self.loader_cfg = dict(cfg.train_dataloader)
+        self.dataset = DATASETS.build(self.loader_cfg.pop('dataset'),
+                                      path='train_dataloader.dataset')
+        self.batch_size = int(self.loader_cfg.pop('batch_size'))
+        self.accum = int(cfg.optim_wrapper.get('accumulative_counts', 1))
+        self.max_steps = self._max_steps(train_cfg)
+
+        optim = dict(cfg.optim_wrapper)
+        wd = float(optim.get('optimizer', {}).get('weight_decay', 0.0))
+        self.engine, *_ = deepspeed.initialize(
+            model=self.model, model_parameters=param_groups(self.model, wd),
+            config=ds_config(cfg, optim, self.batch_size, self.max_steps, self.zero_stage,
+                             self.precision))
+        self.engines = {'model': self.engine}
+        if self.disc is not None:
+            doptim = dict(cfg.get('disc_optim_wrapper') or optim)
+            dwd = float(doptim.get('optimizer', {}).get('weight_decay', 0.0))
+            # the small discriminator stays at ZeRO <= 2 (its raw module is used in the G step)
+            self.disc_engine, *_ = deepspeed.initialize(
+                model=self.disc, model_parameters=param_groups(self.disc, dwd),
+                config=ds_config(cfg, doptim, self.batch_size, self.max_steps,
+                                 min(self.zero_stage, 2), self.precision))
+            self.engines['discriminator'] = self.disc_engine
+            self._disc_trainable = [p for p in self.disc.parameters() if p.requires_grad]
+        self._forward_kwargs = set(inspect.signature(self.model.forward).parameters)
+
+        self.ema = None
+        if cfg.get('ema'):
+            if self.zero_stage == 3:
+                raise ConfigError('ema: EMA needs full weights on each rank; use ZeRO <= 2')
+            self.ema = EMA(self.engine.module, decay=float(cfg.ema.get('decay', 0.999)))
+
+        self.state = {'global_step': 0, 'epoch': 0, 'batches_in_epoch': 0,
+                      'nonfinite_total': 0, 'nonfinite_streak': 0, 'skipped_in_epoch': 0,
+                      'skipped_total': 0}
+        self.resumed_from = resolve_resume(resume, self.ckpts.root)
+        if self.resumed_from:
+            self.state, extras = self.ckpts.load(self.resumed_from, self.engines)
+            if self.ema is not None and 'ema' in extras:
+                self.ema.load_state_dict(extras['ema'])
+        self._stop_signal = None
+
+    # ---------------------------------------------------------------- data
+    def _max_steps(self, train_cfg):
+        if 'max_steps' in train_cfg:
+            return int(train_cfg['max_steps'])
+        if 'max_epochs' in train_cfg and hasattr(self.dataset, '__len__'):
+            per_rank = len(self.dataset) // self.world_size
+            return int(train_cfg['max_epochs']) * max(per_rank // self.batch_size // self.accum, 1)
+        raise ConfigError('train_cfg: give max_steps (or max_epochs for a sized dataset)')
+
+    def _epoch_loader(self, epoch, skip_batches):
+        """A DataLoader for ``epoch`` that starts after ``skip_batches`` batches."""
+        opts = dict(self.loader_cfg)
+        shuffle = opts.pop('shuffle', True)
+        drop_last = opts.pop('drop_last', True)
+        collate = getattr(self.dataset, 'collate_fn', collate_skip_corrupt)
+        if hasattr(self.dataset, 'set_epoch'):
+            self.dataset.set_epoch(epoch)
+        # its own generator: creating a loader iterator must not draw from the global RNG,
+        # or a resumed run's dropout masks would differ from the uninterrupted run's
+        opts['generator'] = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+        if isinstance(self.dataset, torch.utils.data.IterableDataset):
+            loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size,
+                                                 collate_fn=collate, drop_last=drop_last, **opts)
+            it = iter(loader)
+            for _ in range(skip_batches):
+                next(it, None)
+            return it
+        sampler = torch.utils.data.DistributedSampler(
+            self.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=shuffle,
+            seed=self.seed, drop_last=drop_last)
+        sampler.set_epoch(epoch)
+        indices = list(sampler)
+        n_batches = len(indices) // self.batch_size if drop_last else \
+            math.ceil(len(indices) / self.batch_size)
+        indices = indices[skip_batches * self.batch_size:n_batches * self.batch_size]
+        return iter(torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size,
+                                                sampler=indices, collate_fn=collate,
+                                                drop_last=drop_last, **opts))
+
+    def _batches(self):
+        """Yield batches forever from the resume point, tracking epoch and position."""
+        while True:
+            loader = self._epoch_loader(self.state['epoch'], self.state['batches_in_epoch'])
+            for batch in loader:
+                self.state['batches_in_epoch'] += 1
+                yield batch
+            skipped = self.state['skipped_in_epoch']
+            if hasattr(self.dataset, '__len__'):  # ranks end sized epochs together
+                skipped = self._all_sum(skipped)
+            if skipped:
+                self.logger.message(f'epoch {self.state["epoch"]}: skipped {int(skipped)} '
+                                    'corrupt or unreadable samples')
+                self.logger.event(self.state['global_step'], epoch=self.state['epoch'],
+                                  skipped_samples=int(skipped))
+            self.state.update(epoch=self.state['epoch'] + 1, batches_in_epoch=0,
+                              skipped_in_epoch=0)
+
+    # ---------------------------------------------------------------- helpers
+    def _all_sum(self, value):
+        t = torch.tensor(float(value), device=self.device)
+        torch.distributed.all_reduce(t)
+        return t.item()
+
+    def _all_finite(self, loss):
+        flag = torch.isfinite(loss.detach().float()).all().float().reshape(1)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def _model_forward(self, batch):
+        kwargs = {}
+        if 'step' in self._forward_kwargs:
+            kwargs['step'] = self.state['global_step']
+        if self.disc is not None:
+            kwargs['discriminator'] = self.disc_engine.module
+        return self.engine(batch, **kwargs)
+
+    def _micro_step(self, batch):
+        """Forward/backward/step of the model (and discriminator). False if skipped."""
+        if self.disc is not None:
+            for p in self._disc_trainable:
+                p.requires_grad_(False)
+        out = self._model_forward(batch)
+        if self.disc is not None:
+            for p in self._disc_trainable:
+                p.requires_grad_(True)
+        loss = sum_losses(out, type(self.model).__name__)
+        if not self._all_finite(loss):
+            return None
+        self.engine.backward(loss)
+        self.engine.step()
+        logged = scalars_of(out)
+        logged['loss'] = float(loss)
+        disc_inputs = out.get('disc_inputs')
+        if self.disc is not None and disc_inputs is not None:
+            dkw = {'step': self.state['global_step']} \
+                if 'step' in inspect.signature(self.disc.forward).parameters else {}
+            dout = self.disc_engine(**disc_inputs, **dkw)
+            dloss = sum_losses(dout, type(self.disc).__name__)
+            if self._all_finite(dloss):
+                self.disc_engine.backward(dloss)
+                self.disc_engine.step()
+                logged.update({f'disc/{k}': v for k, v in scalars_of(dout).items()})
+            else:  # the generator stepped; only the discriminator's step is skipped
+                self.state['nonfinite_total'] += 1
+                self.logger.event(self.state['global_step'], nonfinite_disc_loss=True)
+        return logged
+
+    def _reduce_mean(self, records):
+        keys = sorted({k for r in records for k in r})
+        t = torch.tensor([np.mean([r[k] for r in records if k in r]) for k in keys],
+                         device=self.device, dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return dict(zip(keys, (t / self.world_size).tolist()))
+
+    def _on_signal(self, signum, frame):
+        self._stop_signal = signum
+
+    def save_checkpoint(self):
+        extras = {'ema': self.ema.state_dict()} if self.ema is not None else None
+        path = self.ckpts.save(self.state['global_step'], self.engines, self.state, extras)
+        self.logger.event(self.state['global_step'], checkpoint=path)
+        return path
+
+    # ---------------------------------------------------------------- train
+    def train(self):
+        self.logger = MetricLogger(self.work_dir, self.max_steps, self.state['global_step'],
+                                   enabled=self.rank == 0,
+                                   tensorboard=(self.cfg.get('log_cfg') or {}).get(
+                                       'tensorboard', True))
+        if self.resumed_from:
+            self.logger.message(f'resumed from {self.resumed_from} '
+                                f'(step {self.state["global_step"]})')
+        previous = signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            self._loop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.logger.close()
+        return self.state
+
+    def _loop(self):
+        batches = self._batches()
+        window, t0, samples = [], time.time(), 0
+        while self.state['global_step'] < self.max_steps:
+            batch = next(batches)
+            skipped = int(batch.pop('num_skipped', 0))
+            self.state['skipped_in_epoch'] += skipped
+            self.state['skipped_total'] += skipped
+            if not any(torch.is_tensor(v) for v in batch.values()):
+                continue  # every sample of the batch was corrupt
+            samples += next(v.shape[0] for v in batch.values() if torch.is_tensor(v))
+            logged = self._micro_step(move_batch(batch, self.device, self.dtype))
+            if logged is None:
+                self._on_nonfinite()
+                continue
+            self.state['nonfinite_streak'] = 0
+            window.append(logged)
+            if len(window) < self.accum:
+                continue
+            self.state['global_step'] += 1
+            if self.ema is not None:
+                self.ema.update(self.engine.module)
+            step = self.state['global_step']
+            if step % self.log_interval == 0 or step == self.max_steps:
+                scalars = self._reduce_mean(window)
+                dt = max(time.time() - t0, 1e-9)
+                scalars.update(lr=self.engine.get_lr()[0],
+                               samples_per_s=self._all_sum(samples) / dt,
+                               epoch=self.state['epoch'])
+                self.logger.log(step, scalars)
+                t0, samples = time.time(), 0
+            window = []
+            self.logger.advance()
+            if step % self.ckpt_interval == 0 or step == self.max_steps:
+                self.save_checkpoint()
+            if self._all_sum(self._stop_signal is not None):
+                self._stop_on_signal()
+        self.export()
+
+    def _on_nonfinite(self):
+        self.state['nonfinite_total'] += 1
+        self.state['nonfinite_streak'] += 1
+        step = self.state['global_step']
+        self.logger.event(step, nonfinite_loss=True, total=self.state['nonfinite_total'])
+        if self.state['nonfinite_streak'] >= self.max_nonfinite:
+            path = self.save_checkpoint()
+            raise NonFiniteLossError(
+                f'{self.state["nonfinite_streak"]} consecutive non-finite losses after step '
+                f'{step}: stopping. The weights from before them are saved in {path}; lower '
+                'the learning rate or check the data, then resume with --resume auto.')
+        self.logger.message(f'step {step}: non-finite loss, step skipped '
+                            f'({self.state["nonfinite_total"]} so far)')
+
+    def _stop_on_signal(self):
+        path = self.save_checkpoint()
+        self.logger.message(f'received signal {self._stop_signal}: checkpoint saved to {path}; '
+                            'resume with --resume auto')
+        self.logger.close()
+        raise SystemExit(128 + int(self._stop_signal or signal.SIGTERM))
+
+    def export(self):
+        """Final weights as safetensors (via save_pretrained where the model has it)."""
+        folders = {'export': self._full_state_dict()}
+        if self.ema is not None:
+            folders['export_ema'] = self.ema.merged_state_dict(self.engine.module)
+        if self.rank == 0:
+            for name, state in folders.items():
+                folder = os.path.join(self.work_dir, name)
+                save = getattr(self.engine.module, 'save_pretrained', None)
+                if save is None:
+                    raise ConfigError(f'{type(self.model).__name__} has no save_pretrained: '
+                                      'mix in unimm.models.base.PretrainedMixin')
+                save(folder, state_dict=state)
+                self.logger.message(f'exported weights to {folder}')
+        torch.distributed.barrier()
+
+    def _full_state_dict(self):
+        """Full weights on rank 0, trainable ones from the fp32 master copy."""
+        from deepspeed.utils import safe_get_full_fp32_param
+        module = self.engine.module
+        params = dict(module.named_parameters())
+        with deepspeed.zero.GatheredParameters(list(module.parameters()),
+                                               enabled=self.zero_stage == 3):
+            out = {}
+            for name, tensor in module.state_dict().items():
+                p = params.get(name)
+                full = safe_get_full_fp32_param(p) if p is not None and p.requires_grad \
+                    else None
+                out[name] = (full if full is not None else tensor).detach().cpu().clone()
+        return out
