@@ -1,1 +1,3 @@
 """Registered datasets and transforms; importing this package registers them all."""
+from . import transforms, image_datasets, collate  # noqa: F401
+from . import shapes_datasets  # noqa: F401

@@ -1,0 +1,135 @@
+"""Read shapes back from pixels and check GenEval-style claims against them.
+
+Pixels brighter than half the palette's brightness are foreground; their colour is the
+palette entry nearest in chromaticity (rgb / max channel), which blur towards the black
+background leaves unchanged. Connected components per colour, minus specks, are the
+shapes; the kind comes from the component's geometry inside its bounding box.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from .world import PALETTE, SIZES, relative_position
+
+_CHROMA = np.array(list(PALETTE.values()), np.float32) / 255.0
+_NAMES = list(PALETTE)
+_SIZE_SPLIT = sum(SIZES.values())  # bbox side halfway between small and large
+
+
+@dataclass(frozen=True)
+class DetectedShape:
+    """A shape found in an image; centre, bbox (x0, y0, x1, y1) and area are fractions
+    of the image side (area: of the image area)."""
+    kind: str
+    colour: str
+    size: str
+    cx: float
+    cy: float
+    area: float
+    bbox: tuple
+
+
+def to_rgb_array(image):
+    """PIL image, uint8 HxWx3 array or [-1, 1] float tensor CxHxW -> float32 HxWx3 in [0, 255]."""
+    if isinstance(image, torch.Tensor):
+        return ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()
+    if isinstance(image, Image.Image):
+        image = image.convert('RGB')
+    return np.asarray(image, dtype=np.float32)
+
+
+def classify_kind(mask):
+    """Kind of a filled component from its bbox-cropped mask: a square fills its box, a
+    circle ~79% of it, triangle and diamond half, the triangle's mass sitting low."""
+    fill = mask.mean()
+    if fill >= 0.9:
+        return 'square'
+    if fill >= 0.65:
+        return 'circle'
+    rows = np.nonzero(mask)[0]
+    low = (rows.mean() - (mask.shape[0] - 1) / 2) / mask.shape[0]
+    return 'triangle' if low > 0.08 else 'diamond'
+
+
+def parse_image(image, min_area=0.003):
+    """Detected shapes of an image, sorted by area (largest first); components smaller
+    than ``min_area`` of the image are ignored as reconstruction specks."""
+    rgb = to_rgb_array(image)
+    height, width = rgb.shape[:2]
+    value = rgb.max(-1)
+    chroma = rgb / np.maximum(value, 1.0)[..., None]
+    # argmin_p |c - p|^2 = argmin_p (|p|^2 - 2 c.p)
+    nearest = ((_CHROMA ** 2).sum(-1) - 2 * chroma @ _CHROMA.T).argmin(-1)
+    nearest[value < 127.5] = -1
+    found = []
+    for index, colour in enumerate(_NAMES):
+        labels, _ = ndimage.label(nearest == index)
+        for label, box in enumerate(ndimage.find_objects(labels), start=1):
+            mask = labels[box] == label
+            area = mask.sum() / (height * width)
+            if area < min_area:
+                continue
+            ys, xs = np.nonzero(mask)
+            y0, x0 = box[0].start, box[1].start
+            side = max(mask.shape[0] / height, mask.shape[1] / width)
+            found.append(DetectedShape(
+                kind=classify_kind(mask), colour=colour,
+                size='small' if side < _SIZE_SPLIT else 'large',
+                cx=(x0 + xs.mean() + 0.5) / width, cy=(y0 + ys.mean() + 0.5) / height,
+                area=float(area),
+                bbox=(x0 / width, y0 / height, box[1].stop / width, box[0].stop / height)))
+    return sorted(found, key=lambda d: -d.area)
+
+
+def score_prompt(image, prompt_spec, detections=None):
+    """GenEval's check of one prompt: each included class present at least ``count``
+    times with the asked colour and position, each excluded class fewer than its
+    ``count`` times. GenEval takes a class's ``count`` most confident detections; here
+    those of the asked colour come first, then the largest. Returns dict(correct,
+    reasons, detections)."""
+    detections = parse_image(image) if detections is None else detections
+    reasons, matched_groups = [], []
+    for req in prompt_spec.get('include', []):
+        name, count = req['class'], req['count']
+        candidates = sorted((d for d in detections if d.kind == name),
+                            key=lambda d: (d.colour != req.get('color'), -d.area))
+        found = candidates[:count]
+        matched = len(found) >= count
+        if not matched:
+            reasons.append(f'expected {name}>={count}, found {len(found)}')
+        elif 'color' in req and sum(d.colour == req['color'] for d in found) < count:
+            matched = False
+            reasons.append(f"expected {req['color']} {name}>={count}, found "
+                           f"{[d.colour for d in found]}")
+        if matched and 'position' in req:
+            rel, target = req['position']
+            if matched_groups[target] is None:
+                matched = False
+                reasons.append(f'no target for {name} to be {rel}')
+            elif not all(rel in relative_position(d.bbox, t.bbox)
+                         for d in found for t in matched_groups[target]):
+                matched = False
+                reasons.append(f'expected {name} {rel} target')
+        matched_groups.append(found if matched else None)
+    for req in prompt_spec.get('exclude', []):
+        n = sum(d.kind == req['class'] for d in detections)
+        if n >= req['count']:
+            reasons.append(f"expected {req['class']}<{req['count']}, found {n}")
+    return {'correct': not reasons, 'reasons': reasons, 'detections': detections}
+
+
+def score_caption_attributes(image, scene, detections=None):
+    """Fraction of the scene's shapes matched one-to-one by a detection of the same kind
+    and colour whose centre lies within the shape's half-extent of the true centre."""
+    detections = list(parse_image(image) if detections is None else detections)
+    hits = 0
+    for shape in scene:
+        match = next((d for d in detections if d.kind == shape.kind and d.colour == shape.colour
+                      and np.hypot(d.cx - shape.cx, d.cy - shape.cy) <= shape.extent), None)
+        if match is not None:
+            detections.remove(match)
+            hits += 1
+    return hits / len(scene) if scene else 1.0
