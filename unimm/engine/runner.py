@@ -296,7 +296,7 @@ class Runner:
         self.engine.backward(loss)
         self.engine.step()
         logged = scalars_of(out)
-        logged['loss'] = float(loss)
+        logged['loss'] = float(loss.detach())
         disc_inputs = out.get('disc_inputs')
         if self.disc is not None and disc_inputs is not None:
             dkw = {'step': self.state['global_step']} \

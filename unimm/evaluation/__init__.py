@@ -1,1 +1,2 @@
 """Registered metrics and evaluation tasks."""
+from . import retrieval  # noqa: F401

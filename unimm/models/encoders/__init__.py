@@ -1,0 +1,1 @@
+from . import siglip_teacher  # noqa: F401
