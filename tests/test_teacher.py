@@ -2,27 +2,19 @@
 its export is a normal HF SigLIP folder that SiglipVisionModel loads."""
 import json
 import os
-import subprocess
-import sys
 
 import torch
+
+from tests.conftest import run_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'registry_configs', 'demo', 'shapes_siglip.py')
 
 
-def test_teacher_trains_and_retrieves(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT, DS_ACCELERATOR='cpu')
-    train = [sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp_path),
-             '--cfg-options', 'train_cfg.max_steps=150', 'train_cfg.log_interval=50',
-             'log_cfg.tensorboard=False']
-    proc = subprocess.run(train, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    export = os.path.join(tmp_path, 'export')
-    test = [sys.executable, 'tools/test.py', CONFIG, export, '--task', 'retrieval',
-            '--cfg-options', 'test_cfg.retrieval.dataset.length=300']
-    proc = subprocess.run(test, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+def test_teacher_trains_and_retrieves(demo_teacher):
+    _, export = demo_teacher
+    run_tool('test', CONFIG, export, '--task', 'retrieval',
+             '--cfg-options', 'test_cfg.retrieval.dataset.length=300')
     res = json.load(open(os.path.join(export, 'test_retrieval.json')))
     assert res['num_pairs'] == 300
     assert res['image_to_text_top1'] > 20 * res['chance'], res

@@ -1,1 +1,2 @@
 from . import siglip_teacher  # noqa: F401
+from . import semantic, vit  # noqa: F401

@@ -1,0 +1,8 @@
+# Stage 3 of the demo tokenizer: a larger pixel decoder fine-tuned on frozen codes.
+_base_ = ['./sghc_shapes.py']
+model = dict(
+    stage='enhance',
+    init_from='work_dirs/sghc_shapes/export',
+    init_exclude=['pixel_decoder.'],
+    pixel_decoder=dict(width=160, depth=6))
+train_cfg = dict(max_steps=300)

@@ -1,0 +1,156 @@
+"""SemHiTok assembly: the token id contract, encode/decode, save/load without the teacher
+folder, and the freezing contract of stages 2 and 3 (bit-identical stage-1 weights, EMA
+codebook and semantic ids)."""
+import copy
+import shutil
+
+import pytest
+import torch
+from transformers import SiglipVisionConfig, SiglipVisionModel
+
+from unimm.models.base import PretrainedMixin
+from unimm.registry import MODELS
+
+K, M, D = 32, 4, 8
+
+
+@pytest.fixture(scope='module')
+def teacher(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('teacher')
+    torch.manual_seed(0)
+    SiglipVisionModel(SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32,
+                                         intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2)).save_pretrained(folder)
+    return str(folder)
+
+
+def config(teacher, stage='spc', init_from=None, fusion='channel', decoder_depth=1, **extra):
+    cfg = dict(
+        type='SemHiTok', stage=stage, init_from=init_from, fusion=fusion,
+        semantic_encoder=dict(type='SemanticEncoder', pretrained=teacher),
+        semantic_quantizer=dict(type='SemanticPriorityCodebook', num_codes=K, dim=D,
+                                kmeans_iters=2),
+        semantic_decoder=dict(type='SemanticDecoder', in_dim=D, width=32, depth=1,
+                              num_heads=2, out_dim=32, num_tokens=16))
+    if stage != 'spc':
+        cfg.update(
+            pixel_encoder=dict(type='ViTEncoder', image_size=32, patch_size=8, width=32,
+                               depth=1, num_heads=2, out_dim=D),
+            pixel_quantizer=dict(type='HierarchicalCodebook', num_semantic_codes=K,
+                                 sub_codes=M, dim=D),
+            pixel_decoder=dict(type='ViTDecoder', image_size=32, patch_size=8,
+                               in_dim=2 * D if fusion == 'channel' else D, width=32,
+                               depth=decoder_depth, num_heads=2,
+                               num_tokens=32 if fusion == 'length' else None),
+            pixel_loss=dict(type='PixelReconstructionLoss', l1_weight=1.0, l2_weight=1.0,
+                            perceptual_weight=0.0, lpips=None))
+    cfg.update(extra)
+    return cfg
+
+
+def train_steps(model, images, steps=3, lr=1e-2):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr)
+    model.train()
+    for _ in range(steps):
+        out = model({'image': images})
+        loss = sum(v for k, v in out.items() if k.startswith('loss'))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return out
+
+
+def images(n=6, seed=0):
+    return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def stage1(teacher, tmp_path):
+    torch.manual_seed(0)
+    model = MODELS.build(config(teacher))
+    before = copy.deepcopy(model.semantic_encoder.state_dict())
+    out = train_steps(model, images())
+    assert {'loss_cosine', 'loss_commit'} <= set(out)
+    assert all(torch.equal(before[k], v) for k, v in model.semantic_encoder.state_dict().items())
+    assert bool(model.semantic_quantizer.initted)  # k-means ran on the first batch
+    model.save_pretrained(tmp_path / 'spc')
+    return model
+
+
+def test_stages_keep_stage1_bit_identical(teacher, tmp_path):
+    spc = stage1(teacher, tmp_path).eval()
+    x = images(seed=1)
+    spc_ids = spc.encode(x)
+
+    torch.manual_seed(1)
+    sghc = MODELS.build(config(teacher, stage='sghc', init_from=str(tmp_path / 'spc')))
+    stage1_keys = [k for k in sghc.state_dict() if k.startswith('semantic_')]
+    frozen = {k: sghc.state_dict()[k].clone() for k in stage1_keys}
+    assert all(torch.equal(frozen[k], spc.state_dict()[k]) for k in stage1_keys)
+    table = {k: v.clone() for k, v in sghc.pixel_quantizer.state_dict().items()}
+    out = train_steps(sghc, images(seed=2), steps=4)
+    assert {'loss_l1', 'loss_l2', 'loss_codebook'} <= set(out)
+    after = sghc.state_dict()
+    assert all(torch.equal(frozen[k], after[k]) for k in stage1_keys)  # EMA buffers too
+    assert any(not torch.equal(v, sghc.pixel_quantizer.state_dict()[k]) for k, v in table.items())
+    sghc.eval()
+    ids = sghc.encode(x)
+    assert torch.equal(ids // M, spc_ids)  # semantic ids unchanged, via the id contract
+    assert int(ids.max()) < K * M
+    sghc.save_pretrained(tmp_path / 'sghc')
+
+    torch.manual_seed(2)
+    enh = MODELS.build(config(teacher, stage='enhance', init_from=str(tmp_path / 'sghc'),
+                              init_exclude=['pixel_decoder.'], decoder_depth=2))
+    keep = {k: v.clone() for k, v in enh.state_dict().items()
+            if not k.startswith('pixel_decoder.')}
+    assert all(torch.equal(v, sghc.state_dict()[k]) for k, v in keep.items())
+    train_steps(enh, images(seed=3), steps=3)
+    assert all(torch.equal(v, enh.state_dict()[k]) for k, v in keep.items())
+    assert [n for n, p in enh.named_parameters() if p.requires_grad] == \
+        [n for n, _ in enh.named_parameters() if n.startswith('pixel_decoder.')]
+    assert torch.equal(enh.eval().encode(x), ids)
+
+
+@pytest.mark.parametrize('fusion', ['channel', 'length', 'texture', 'semantic'])
+def test_encode_decode_and_save_load_without_teacher(teacher, tmp_path, fusion):
+    stage1(teacher, tmp_path)
+    torch.manual_seed(0)
+    model = MODELS.build(config(teacher, stage='sghc', init_from=str(tmp_path / 'spc'),
+                                fusion=fusion))
+    train_steps(model, images(), steps=2)
+    model.eval()
+    x = images(seed=5)
+    ids = model.encode(x)
+    assert ids.shape == (6, 16) and ids.dtype == torch.long
+    # decode(ids) is exactly the decoder on the codes the quantizers chose
+    feats, sem = model.semantic(x)
+    tex = model.pixel_quantizer(model.pixel_encoder(x), semantic_ids=sem.ids)
+    assert torch.equal(tex.ids, ids)
+    from unimm.models.tokenizers.fusion import fuse
+    direct = model.pixel_decoder(fuse(fusion, sem.quantized, tex.quantized))
+    assert torch.allclose(model.decode(ids), direct, atol=1e-5)
+    # LLM features: semantic ‖ texture codes
+    f = model.features(x)
+    assert torch.allclose(f, torch.cat([model.semantic_quantizer.lookup(ids // M),
+                                        model.pixel_quantizer.lookup(ids)], -1), atol=1e-5)
+    # the saved folder rebuilds without the teacher folder
+    model.save_pretrained(tmp_path / 'saved')
+    moved = tmp_path / 'teacher_moved'
+    shutil.copytree(teacher, moved)
+    shutil.rmtree(teacher)
+    try:
+        loaded = PretrainedMixin.from_pretrained(tmp_path / 'saved').eval()
+        assert torch.equal(loaded.encode(x), ids)
+        assert torch.equal(loaded.decode(ids), model.decode(ids))
+    finally:
+        shutil.copytree(moved, teacher)
+
+
+def test_bad_configs_fail_clearly(teacher, tmp_path):
+    with pytest.raises(ValueError, match="stage 'sghc' needs pixel_decoder"):
+        MODELS.build(dict(config(teacher), stage='sghc'))
+    with pytest.raises(FileNotFoundError, match='previous stage'):
+        MODELS.build(config(teacher, stage='sghc', init_from=str(tmp_path / 'none')))
+    with pytest.raises(ValueError, match='fusion'):
+        MODELS.build(config(teacher, fusion='sideways'))

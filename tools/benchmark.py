@@ -1,0 +1,100 @@
+"""Benchmarks, run on a GPU: python tools/benchmark.py tokenizer [--batch 64] [--json OUT].
+
+tokenizer: SemHiTok encode / decode images/s at the paper's shapes (SigLIP-L/16 semantic
+encoder, ViT-B pixel encoder, K = 16384, m = 12, ViT-L enhance decoder; random weights,
+bf16) next to the raw ViT stack of the same shapes (no quantization, no fusion) measured
+in the same process, plus the SGHC lookup against a flat K*m search."""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+SIGLIP_L16_256 = dict(image_size=256, patch_size=16, hidden_size=1024, intermediate_size=4096,
+                      num_hidden_layers=24, num_attention_heads=16)
+
+
+def timed(fn, iters=20, warmup=5):
+    """Seconds per call (CUDA-synchronised)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / iters
+
+
+def semhitok_paper_shape(device, dtype):
+    from unimm.registry import MODELS
+    model = MODELS.build(dict(
+        type='SemHiTok', stage='enhance',
+        semantic_encoder=dict(type='SemanticEncoder', init='random', vision_config=SIGLIP_L16_256),
+        semantic_quantizer=dict(type='SemanticPriorityCodebook', num_codes=16384, dim=32),
+        semantic_decoder=dict(type='SemanticDecoder', in_dim=32, width=1024, depth=3,
+                              num_heads=16, out_dim=1024, num_tokens=256),
+        pixel_encoder=dict(type='ViTEncoder', image_size=256, patch_size=16, preset='base',
+                           out_dim=32),
+        pixel_quantizer=dict(type='HierarchicalCodebook', num_semantic_codes=16384,
+                             sub_codes=12, dim=32),
+        pixel_decoder=dict(type='ViTDecoder', image_size=256, patch_size=16, preset='large',
+                           in_dim=64)))
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def bench_tokenizer(batch):
+    device, dtype = torch.device('cuda'), torch.bfloat16
+    model = semhitok_paper_shape(device, dtype)
+    x = torch.rand(batch, 3, 256, 256, device=device, dtype=dtype) * 2 - 1
+    with torch.inference_mode():
+        ids = model.encode(x)
+        t_encode = timed(lambda: model.encode(x))
+        t_decode = timed(lambda: model.decode(ids))
+        # the raw stack: the same networks, no projection, quantizers or fusion
+        enc_s, enc_p = model.semantic_encoder.model, model.pixel_encoder
+        codes = torch.randn(batch, 256, 64, device=device, dtype=dtype)
+        t_raw_encode = timed(lambda: (enc_s(pixel_values=x), enc_p(x)))
+        t_raw_decode = timed(lambda: model.pixel_decoder(codes))
+        # SGHC quantization alone, at the encode's token count
+        z = enc_p(x)
+        sem_ids = ids // 12
+        t_sghc = timed(lambda: model.pixel_quantizer(z, semantic_ids=sem_ids))
+        # hierarchical vs flat search at 16,384 tokens, d = 32
+        table = model.pixel_quantizer.codes(torch.arange(16384 * 12, device=device)).float()
+        zf = torch.randn(16384, 32, device=device)
+        si = torch.randint(0, 16384, (16384,), device=device)
+        t_flat = timed(lambda: torch.cdist(zf, table).argmin(-1), iters=5, warmup=2)
+        t_hier = timed(lambda: model.pixel_quantizer(zf.view(1, -1, 32).to(dtype),
+                                                     semantic_ids=si.view(1, -1)))
+    return {
+        'device': torch.cuda.get_device_name(), 'batch': batch, 'dtype': 'bf16',
+        'encode_img_s': batch / t_encode, 'decode_img_s': batch / t_decode,
+        'raw_encode_img_s': batch / t_raw_encode, 'raw_decode_img_s': batch / t_raw_decode,
+        'encode_vs_raw': t_raw_encode / t_encode, 'decode_vs_raw': t_raw_decode / t_decode,
+        'sghc_ms': t_sghc * 1e3, 'sghc_share_of_encode': t_sghc / t_encode,
+        'flat_search_16k_ms': t_flat * 1e3, 'hierarchical_16k_ms': t_hier * 1e3,
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument('what', choices=['tokenizer'])
+    p.add_argument('--batch', type=int, default=64)
+    p.add_argument('--json', help='also write the results here')
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit('benchmarks need a GPU')
+    results = bench_tokenizer(args.batch)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,96 @@
+"""Tokenizer reconstruction evaluation: PSNR, SSIM, LPIPS, rFID, codebook usage, a PNG grid
+of originals vs reconstructions, and on the shapes world the scorer's attribute accuracy."""
+import os
+
+import torch
+from PIL import Image
+
+from unimm.datasets.collate import collate_skip_corrupt
+from unimm.registry import DATASETS, METRICS, MODELS
+
+
+def to_uint8(images):
+    """[B,3,H,W] in [-1,1] -> uint8 [B,H,W,3]."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu()
+
+
+def save_grid(originals, recons, path, n=16):
+    """Rows of originals above rows of their reconstructions."""
+    a, b = to_uint8(originals[:n]), to_uint8(recons[:n])
+    pairs = torch.stack([a, b], 1)  # [n, 2, H, W, 3]
+    n, _, h, w, _ = pairs.shape
+    grid = pairs.permute(1, 2, 0, 3, 4).reshape(2 * h, n * w, 3)
+    Image.fromarray(grid.numpy()).save(path)
+
+
+def codebook_usage(ids, num_semantic, sub_codes):
+    """Fractions of the semantic codebook, of the whole K*m table, and of the m sub-codes
+    of each semantic code that was used at all."""
+    ids = ids.flatten()
+    if sub_codes is None:
+        return {'usage_semantic': ids.unique().numel() / num_semantic}
+    used = torch.zeros(num_semantic * sub_codes, dtype=torch.bool)
+    used[ids.cpu()] = True
+    per_code = used.view(num_semantic, sub_codes)
+    active = per_code.any(1)
+    return {'usage_semantic': active.float().mean().item(),
+            'usage_global': used.float().mean().item(),
+            'usage_subcodes': per_code[active].float().mean().item() if active.any() else 0.0}
+
+
+@METRICS.register_module()
+class ReconstructionEvaluator:
+    """Runs encode -> decode over a dataset and scores the reconstructions. ``lpips``
+    and ``fid`` are on by default and fail with instructions when their weights are
+    missing; ``shapes_scorer`` needs a shapes-world dataset."""
+
+    def __init__(self, dataset, batch_size=32, lpips=dict(type='LPIPSLoss'), fid=True,
+                 shapes_scorer=False, grid_size=16):
+        self.dataset = DATASETS.build(dataset)
+        self.batch_size = batch_size
+        self.lpips_cfg, self.fid, self.grid_size = lpips, fid, grid_size
+        if shapes_scorer and not hasattr(self.dataset, 'world'):
+            raise ValueError('ReconstructionEvaluator: shapes_scorer needs a shapes dataset')
+        self.shapes_scorer = shapes_scorer
+
+    @torch.no_grad()
+    def __call__(self, model, work_dir=None):
+        from unimm.datasets.shapes import score_caption_attributes
+        from unimm.evaluation.recon_metrics import FIDAccumulator, psnr, ssim
+        device = next(model.parameters()).device
+        lpips = MODELS.build(self.lpips_cfg).to(device) if self.lpips_cfg else None
+        fid = FIDAccumulator(device=device) if self.fid else None
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size,
+                                             collate_fn=collate_skip_corrupt)
+        totals, n, all_ids, first = {}, 0, [], None
+        for batch in loader:
+            x = batch['image'].to(device)
+            ids = model.encode(x)
+            recon = model.decode(ids).float().clamp(-1, 1)
+            scores = {'psnr': psnr(recon, x), 'ssim': ssim(recon, x)}
+            if lpips is not None:
+                scores['lpips'] = lpips(recon, x)
+            if self.shapes_scorer:
+                scenes = [self.dataset.world.scene(int(i)) for i in batch['index']]
+                scores['attribute_accuracy'] = sum(
+                    score_caption_attributes(r, s) for r, s in zip(recon.cpu(), scenes)) / len(x)
+            for k, v in scores.items():
+                totals[k] = totals.get(k, 0.0) + float(v) * len(x)
+            if fid is not None:
+                fid.update(real=x, fake=recon)
+            all_ids.append(ids.cpu())
+            if first is None:
+                first = (x.cpu(), recon.cpu())
+            n += len(x)
+        results = {k: v / n for k, v in totals.items()}
+        if fid is not None:
+            results['rfid'] = fid.compute()
+        pixel_q = getattr(model, 'pixel_quantizer', None)
+        results.update(codebook_usage(torch.cat(all_ids), model.semantic_quantizer.num_codes,
+                                      pixel_q.sub_codes if pixel_q is not None else None))
+        results['num_images'] = n
+        if work_dir:
+            path = os.path.join(work_dir, 'recon_grid.png')
+            save_grid(*first, path, self.grid_size)
+            results['grid'] = path
+        return results

@@ -1,0 +1,2 @@
+"""Decoders: quantised codes ``[B, N, C']`` -> images (pixel) or teacher features (semantic)."""
+from . import semantic, vit  # noqa: F401
