@@ -200,3 +200,20 @@ def test_base_inheritance_and_cfg_options():
     cfg = load_config(args.config, args.cfg_options)
     assert cfg.train_cfg.max_steps == 3 and cfg.train_cfg.log_interval == 1
     assert cfg.optim_wrapper.optimizer.lr == 0.5 and cfg.model.dim == 4
+
+
+@pytest.mark.parametrize('decay', [0.0, 1.0])
+def test_ema_export_follows_its_decay(tmp_path, decay):
+    """decay 0: the EMA is the final weights; decay 1: it never leaves the initial ones."""
+    from safetensors.torch import load_file
+    from unimm.engine.runner import seed_everything
+    from unimm.registry import MODELS
+    import tests.toy  # noqa: F401
+    run(TOY, tmp_path, '--cfg-options', 'train_cfg.max_steps=5', f'ema.decay={decay}')
+    final = load_file(os.path.join(tmp_path, 'export', 'model.safetensors'))
+    ema = load_file(os.path.join(tmp_path, 'export_ema', 'model.safetensors'))
+    seed_everything(load_config(TOY).randomness.seed)
+    initial = MODELS.build(load_config(TOY).model).state_dict()
+    want = final if decay == 0.0 else initial
+    assert all(torch.equal(ema[k], want[k]) for k in ema)
+    assert not all(torch.equal(final[k], initial[k]) for k in final)

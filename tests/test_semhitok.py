@@ -154,3 +154,14 @@ def test_bad_configs_fail_clearly(teacher, tmp_path):
         MODELS.build(config(teacher, stage='sghc', init_from=str(tmp_path / 'none')))
     with pytest.raises(ValueError, match='fusion'):
         MODELS.build(config(teacher, fusion='sideways'))
+
+
+@pytest.mark.parametrize('name', ['spc_siglip_l16', 'sghc_vitb', 'sghc_vitl'])
+def test_paper_configs_check_and_name_the_missing_teacher(name):
+    from unimm.engine.config import load_config
+    cfg = load_config(f'registry_configs/{name}.py')
+    assert cfg.model.semantic_quantizer.num_codes == 16384
+    if name != 'spc_siglip_l16':
+        assert cfg.model.pixel_quantizer.sub_codes == 12
+    with pytest.raises(FileNotFoundError, match='siglip-large-patch16-256.*not a Hugging Face'):
+        MODELS.build(cfg.model, path='model')

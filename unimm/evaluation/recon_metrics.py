@@ -12,11 +12,9 @@ import os
 import warnings
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 
 
 def to_unit(x):
@@ -164,10 +162,18 @@ class InceptionFeatures(nn.Module):
         return feats.float()
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) with ``scipy.linalg.sqrtm`` (as
-    pytorch-fid): if the product is singular enough to give a non-finite root, eps * I is
-    added to both covariances; a small imaginary part from rounding is dropped."""
+def trace_sqrt_product(sigma1, sigma2):
+    """Tr((S1 S2)^(1/2)) for covariance matrices, through the symmetric PSD matrix
+    S1^(1/2) S2 S1^(1/2), which has the same eigenvalues as S1 S2: two LAPACK eigh calls
+    instead of scipy.linalg.sqrtm's Schur iteration (about a minute at 2048-d on 2 cores)."""
+    w, v = np.linalg.eigh(sigma1)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    eig = np.linalg.eigvalsh(root @ sigma2 @ root)
+    return float(np.sqrt(np.clip(eig, 0, None)).sum())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2):
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), the FID formula."""
     mu1 = np.atleast_1d(np.asarray(mu1, np.float64))
     mu2 = np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), \
@@ -176,19 +182,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
         raise ValueError(f'frechet_distance: shapes differ ({mu1.shape} vs {mu2.shape}, '
                          f'{sigma1.shape} vs {sigma2.shape})')
     diff = mu1 - mu2
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)
-        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        imag = np.abs(covmean.imag).max()
-        if imag > 1e-3 * max(1.0, np.abs(covmean.real).max()):
-            warnings.warn(f'frechet_distance: sqrtm has an imaginary part up to {imag:.3g}; '
-                          'too few samples for the feature dimension?')
-        covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
+                 - 2.0 * trace_sqrt_product(sigma1, sigma2))
 
 
 class _GaussianStats:

@@ -1,6 +1,8 @@
 """SemHiTok: a semantic-priority codebook (stage 1) with a semantic-guided hierarchical
 pixel codebook hung under it (stage 2) and an enhanced pixel decoder (stage 3).
 Token id contract: global id = i * m + j (i semantic code, j sub-code)."""
+import os
+
 import torch
 from safetensors.torch import load_file
 from torch import nn
@@ -59,7 +61,6 @@ class SemHiTok(PretrainedMixin, nn.Module):
     # ------------------------------------------------------------------ setup
     def load_previous_stage(self, folder, exclude=()):
         """Load matching weights of an exported SemHiTok (the previous stage)."""
-        import os
         path = os.path.join(folder, self.WEIGHTS_NAME)
         if not os.path.isfile(path):
             raise FileNotFoundError(f'SemHiTok.init_from: {path} not found; point it at the '
