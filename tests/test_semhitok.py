@@ -148,7 +148,7 @@ def test_encode_decode_and_save_load_without_teacher(teacher, tmp_path, fusion):
 
 
 def test_bad_configs_fail_clearly(teacher, tmp_path):
-    with pytest.raises(ValueError, match="stage 'sghc' needs pixel_decoder"):
+    with pytest.raises(ValueError, match="stage 'sghc' needs pixel_decoder and pixel_loss"):
         MODELS.build(dict(config(teacher), stage='sghc'))
     with pytest.raises(FileNotFoundError, match='previous stage'):
         MODELS.build(config(teacher, stage='sghc', init_from=str(tmp_path / 'none')))

@@ -43,10 +43,13 @@ class SemHiTok(PretrainedMixin, nn.Module):
         self.semantic_proj = nn.Sequential(nn.Linear(width, width), nn.Tanh(),
                                            nn.Linear(width, dim))
         self.semantic_decoder = MODELS.build(semantic_decoder)
-        self.has_pixel_branch = pixel_decoder is not None
-        if stage != 'spc' and not self.has_pixel_branch:
-            raise ValueError(f'SemHiTok stage {stage!r} needs pixel_decoder (and, unless '
-                             "fusion='semantic', pixel_encoder and pixel_quantizer)")
+        if stage != 'spc' and (pixel_decoder is None or pixel_loss is None or (
+                fusion != 'semantic' and (pixel_encoder is None or pixel_quantizer is None))):
+            raise ValueError(f'SemHiTok stage {stage!r} needs pixel_decoder and pixel_loss '
+                             "(and, unless fusion='semantic', pixel_encoder and pixel_quantizer)")
+        if llm_features not in ('concat', 'semantic'):
+            raise ValueError(f"SemHiTok.llm_features must be 'concat' or 'semantic', got "
+                             f'{llm_features!r}')
         self.pixel_encoder = MODELS.build(pixel_encoder) if pixel_encoder else None
         self.pixel_quantizer = MODELS.build(pixel_quantizer) if pixel_quantizer else None
         self.pixel_decoder = MODELS.build(pixel_decoder) if pixel_decoder else None
