@@ -26,3 +26,19 @@ def demo_teacher(tmp_path_factory):
              '--cfg-options', 'train_cfg.max_steps=150', 'train_cfg.log_interval=50',
              'log_cfg.tensorboard=False')
     return work, os.path.join(work, 'export')
+
+
+@pytest.fixture(scope='session')
+def demo_tokenizer(demo_teacher, tmp_path_factory):
+    """A briefly trained demo SemHiTok (stage 1 then stage 2, no discriminator): its
+    export folder. 64 px images -> 64 ids in [0, 256 * 12)."""
+    _, teacher = demo_teacher
+    work = tmp_path_factory.mktemp('tokenizer')
+    quiet = ['train_cfg.log_interval=5', 'log_cfg.tensorboard=False',
+             'train_dataloader.num_workers=0', f'model.semantic_encoder.pretrained={teacher}']
+    run_tool('train', 'registry_configs/demo/spc_shapes.py', '--work-dir', work / 'spc',
+             '--cfg-options', 'train_cfg.max_steps=30', *quiet)
+    run_tool('train', 'registry_configs/demo/sghc_shapes.py', '--work-dir', work / 'sghc',
+             '--cfg-options', 'train_cfg.max_steps=10', f'model.init_from={work}/spc/export',
+             'discriminator.start_step=100000', *quiet)
+    return str(work / 'sghc' / 'export')

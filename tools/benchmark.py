@@ -1,9 +1,15 @@
-"""Benchmarks, run on a GPU: python tools/benchmark.py tokenizer [--batch 64] [--json OUT].
+"""Benchmarks, run on a GPU: python tools/benchmark.py WHAT [--batch N ...] [--json OUT].
 
 tokenizer: SemHiTok encode / decode images/s at the paper's shapes (SigLIP-L/16 semantic
 encoder, ViT-B pixel encoder, K = 16384, m = 12, ViT-L enhance decoder; random weights,
 bf16) next to the raw ViT stack of the same shapes (no quantization, no fusion) measured
-in the same process, plus the SGHC lookup against a flat K*m search."""
+in the same process, plus the SGHC lookup against a flat K*m search.
+
+generate: text-to-image decoding with the fast CFG sampler (unimm.inference.CFGSampler) on
+a Qwen2.5-3B-shaped GenerationMLLM with the K*m = 196,608 visual vocabulary (random
+weights, bf16): seconds per 256-token image batch at batch 1 / 8 / 32 (cond + uncond
+rows), against the weight-read floor measured on the same GPU; run
+../shared/bench/anchor_*_decode.py in the same device call for the anchors."""
 import argparse
 import json
 import os
@@ -81,15 +87,77 @@ def bench_tokenizer(batch):
     }
 
 
+QWEN25_3B = dict(model_type='qwen2', hidden_size=2048, intermediate_size=11008,
+                 num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2,
+                 tie_word_embeddings=True, vocab_size=151936, max_position_embeddings=4096)
+
+
+def copy_bandwidth(device):
+    """Device memory bandwidth in bytes/s (a 2 GiB copy), the floor's denominator."""
+    x = torch.empty(2 * 1024**3, dtype=torch.uint8, device=device)
+    y = torch.empty_like(x)
+    return 2 * x.numel() / timed(lambda: y.copy_(x), iters=10, warmup=3)
+
+
+def generation_paper_shape(device, dtype, head, tokenizer_dir):
+    """GenerationMLLM at the paper's generation shape with random weights."""
+    from unimm.models.mllm.tiny_lm import train_bpe_tokenizer
+    from unimm.registry import MODELS
+    train_bpe_tokenizer(['a photo of a cat'], vocab_size=300).save_pretrained(tokenizer_dir)
+    with torch.device(device):
+        model = MODELS.build(dict(type='GenerationMLLM', llm=QWEN25_3B, tokenizer=tokenizer_dir,
+                                  num_semantic=16384, sub_codes=12, num_image_tokens=256,
+                                  visual_head=dict(type=head)))
+    return model.to(dtype).eval()
+
+
+def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0):
+    import tempfile
+    from unimm.inference.sampler import CFGSampler
+    device = torch.device('cuda')
+    bandwidth = copy_bandwidth(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = generation_paper_shape(device, torch.bfloat16, head, tmp)
+    n = model.num_image_tokens
+    params = sum(p.numel() for p in model.parameters())
+    floor = n * params * 2 / bandwidth  # every weight read once per step, as the anchors count
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for batch in batches:
+        sampler = CFGSampler(model, max_batch=batch, max_prompt_len=prompt_len + 1)
+        prompts = [torch.randint(0, model.text_vocab, (prompt_len,), generator=gen).tolist()
+                   + [model.boi_id] for _ in range(batch)]
+        uncond = model.prompt_ids([None] * batch)
+        run = lambda: sampler.generate(prompts, uncond, cfg_scale=cfg_scale, seed=0)  # noqa: E731
+        seconds = timed(run, iters=3, warmup=2)  # warm-up compiles and captures the graph
+        rows.append(dict(batch=batch, seconds=round(seconds, 3),
+                         img_tokens_per_s=round(n * batch / seconds, 1),
+                         images_per_s=round(batch / seconds, 2),
+                         ratio_to_floor=round(seconds / floor, 2)))
+        print(json.dumps(rows[-1]), flush=True)
+    return {'device': torch.cuda.get_device_name(), 'head': head, 'params': params,
+            'bandwidth_TBps': round(bandwidth / 1e12, 2), 'weight_floor_s': round(floor, 3),
+            'tokens': n, 'cfg_scale': cfg_scale, 'runs': rows}
+
+
+BENCHMARKS = {
+    'tokenizer': lambda args: bench_tokenizer(args.batch or 64),
+    'generate': lambda args: bench_generate([args.batch] if args.batch else [1, 8, 32],
+                                            head=args.head),
+}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument('what', choices=['tokenizer'])
-    p.add_argument('--batch', type=int, default=64)
+    p.add_argument('what', choices=sorted(BENCHMARKS))
+    p.add_argument('--batch', type=int, help='default: 64 (tokenizer), 1, 8 and 32 (generate)')
+    p.add_argument('--head', default='FlatVisualHead',
+                   help='generate: FlatVisualHead or FactorizedVisualHead')
     p.add_argument('--json', help='also write the results here')
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit('benchmarks need a GPU')
-    results = bench_tokenizer(args.batch)
+    results = BENCHMARKS[args.what](args)
     print(json.dumps(results, indent=2))
     if args.json:
         with open(args.json, 'w') as f:
