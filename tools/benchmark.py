@@ -9,7 +9,12 @@ generate: text-to-image decoding with the fast CFG sampler (unimm.inference.CFGS
 a Qwen2.5-3B-shaped GenerationMLLM with the K*m = 196,608 visual vocabulary (random
 weights, bf16): seconds per 256-token image batch at batch 1 / 8 / 32 (cond + uncond
 rows), against the weight-read floor measured on the same GPU; run
-../shared/bench/anchor_*_decode.py in the same device call for the anchors."""
+../shared/bench/anchor_*_decode.py in the same device call for the anchors.
+
+llava_step [--zero 3] [--offload none|cpu_adam|cpu_torch] [--batch 8] [--seq 2048]: phase-2
+LLaVA steps (projector + Vicuna-7B-shaped LLaMA, random weights) through UnderstandingMLLM
+and the real Runner: DeepSpeed ZeRO, bf16, gradient checkpointing; tokens/s and MFU
+(model FLOPs of the LLM against 795 TFLOP/s, as ../shared/bench/anchor_train_mfu.py)."""
 import argparse
 import json
 import os
@@ -36,9 +41,8 @@ def timed(fn, iters=20, warmup=5):
     return (time.perf_counter() - start) / iters
 
 
-def semhitok_paper_shape(device, dtype):
-    from unimm.registry import MODELS
-    model = MODELS.build(dict(
+def semhitok_paper_config():
+    return dict(
         type='SemHiTok', stage='enhance',
         semantic_encoder=dict(type='SemanticEncoder', init='random', vision_config=SIGLIP_L16_256),
         semantic_quantizer=dict(type='SemanticPriorityCodebook', num_codes=16384, dim=32),
@@ -49,7 +53,15 @@ def semhitok_paper_shape(device, dtype):
         pixel_quantizer=dict(type='HierarchicalCodebook', num_semantic_codes=16384,
                              sub_codes=12, dim=32),
         pixel_decoder=dict(type='ViTDecoder', image_size=256, patch_size=16, preset='large',
-                           in_dim=64)))
+                           in_dim=64),
+        # SemHiTok validates its pixel stage up front; the loss is not run here
+        pixel_loss=dict(type='PixelReconstructionLoss', l1_weight=1.0, l2_weight=1.0,
+                        perceptual_weight=0.0, lpips=None))
+
+
+def semhitok_paper_shape(device, dtype):
+    from unimm.registry import MODELS
+    model = MODELS.build(semhitok_paper_config())
     return model.to(device=device, dtype=dtype).eval()
 
 
@@ -140,10 +152,79 @@ def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0)
             'tokens': n, 'cfg_scale': cfg_scale, 'runs': rows}
 
 
+VICUNA_7B = dict(model_type='llama', hidden_size=4096, intermediate_size=11008,
+                 num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                 vocab_size=32000, max_position_embeddings=4096, tie_word_embeddings=False)
+OFFLOAD = {
+    'none': {},
+    # DeepSpeedCPUAdam (JIT-built on first use, ~45 s): the fast way to fit 7B on 80 GB
+    'cpu_adam': {'optimizer': {'params': {'torch_adam': False}},
+                 'zero_optimization': {'offload_optimizer': {'device': 'cpu',
+                                                             'pin_memory': True}}},
+    # torch's AdamW on the CPU (no build; slower optimizer step)
+    'cpu_torch': {'zero_force_ds_cpu_optimizer': False,
+                  'zero_optimization': {'offload_optimizer': {'device': 'cpu',
+                                                              'pin_memory': True}}},
+}
+
+
+def bench_llava_step(batch, seq, zero, offload, steps=5):
+    """Phase-2 LLaVA training steps through UnderstandingMLLM and the real Runner
+    (DeepSpeed ZeRO, bf16, gradient checkpointing): Vicuna-7B-shaped LLaMA and the
+    paper-shaped SemHiTok (random weights), 256 image tokens per sample."""
+    import tempfile
+    from mmengine.config import Config
+    from unimm.engine.runner import Runner, move_batch
+    from unimm.models.mllm.tiny_lm import train_bpe_tokenizer
+    from unimm.datasets.conversation import IMAGE_TOKEN_INDEX
+    with tempfile.TemporaryDirectory() as tmp:
+        train_bpe_tokenizer(['a photo of a cat'], vocab_size=300).save_pretrained(tmp)
+        cfg = Config(dict(
+            model=dict(type='UnderstandingMLLM', llm=VICUNA_7B, tokenizer=tmp,
+                       vision=dict(type='TokenizerFeatures', tokenizer=semhitok_paper_config()),
+                       train_llm=True, gradient_checkpointing=True),
+            train_dataloader=dict(batch_size=batch, dataset=dict(
+                type='ShapesLLaVADataset', tokenizer=tmp, length=1, resolution=256,
+                num_image_tokens=256)),
+            optim_wrapper=dict(optimizer=dict(type='AdamW', lr=2e-5, weight_decay=0.0),
+                               clip_grad=1.0),
+            param_scheduler=dict(type='Constant', warmup_steps=0),
+            train_cfg=dict(max_steps=steps + 2), checkpoint=dict(interval=10**9),
+            deepspeed=dict(zero_stage=zero, precision='bf16', config=OFFLOAD[offload])))
+        runner = Runner(cfg, os.path.join(tmp, 'work'))
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(3, VICUNA_7B['vocab_size'], (batch, seq), generator=gen)
+        ids[:, 1:257] = IMAGE_TOKEN_INDEX
+        data = move_batch({'input_ids': ids, 'labels': ids.masked_fill(ids < 0, -100),
+                           'attention_mask': torch.ones_like(ids),
+                           'images': torch.rand(batch, 3, 256, 256, generator=gen) * 2 - 1},
+                          runner.device, runner.dtype)
+        times = []
+        for _ in range(steps + 2):  # two warm-up steps
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            runner._micro_step(data)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        step = sorted(times[2:])[len(times[2:]) // 2]
+        llm = runner.engine.module.llm.config
+        params = sum(getattr(p, 'ds_numel', p.numel())  # ZeRO-3 keeps the full size aside
+                     for p in runner.engine.module.llm.parameters())
+        tokens = batch * seq
+        flops = 6 * tokens * params + 12 * llm.num_hidden_layers * tokens * seq * llm.hidden_size
+    return {'device': torch.cuda.get_device_name(), 'zero_stage': zero, 'offload': offload,
+            'batch': batch, 'seq': seq, 'llm_params': params, 'step_s': round(step, 3),
+            'tokens_per_s': round(tokens / step),
+            'mfu_vs_795tflops': round(flops / step / 795e12, 3),
+            'max_mem_GB': round(torch.cuda.max_memory_allocated() / 1e9, 1)}
+
+
 BENCHMARKS = {
     'tokenizer': lambda args: bench_tokenizer(args.batch or 64),
     'generate': lambda args: bench_generate([args.batch] if args.batch else [1, 8, 32],
                                             head=args.head),
+    'llava_step': lambda args: bench_llava_step(args.batch or 8, args.seq, args.zero,
+                                                args.offload),
 }
 
 
@@ -153,6 +234,11 @@ def main(argv=None):
     p.add_argument('--batch', type=int, help='default: 64 (tokenizer), 1, 8 and 32 (generate)')
     p.add_argument('--head', default='FlatVisualHead',
                    help='generate: FlatVisualHead or FactorizedVisualHead')
+    p.add_argument('--seq', type=int, default=2048, help='llava_step: tokens per sample')
+    p.add_argument('--zero', type=int, default=3, help='llava_step: ZeRO stage')
+    p.add_argument('--offload', default='none', choices=sorted(OFFLOAD),
+                   help='llava_step: optimizer offload (7B + fp32 Adam ~ 110 GB: on an 80 GB '
+                   'H100 use cpu_adam; an H200 fits none)')
     p.add_argument('--json', help='also write the results here')
     args = p.parse_args(argv)
     if not torch.cuda.is_available():

@@ -16,6 +16,7 @@ os.environ.setdefault('DS_ACCELERATOR', 'cuda' if torch.cuda.is_available() else
 import deepspeed  # noqa: E402
 
 from unimm.datasets.collate import collate_skip_corrupt  # noqa: E402
+from unimm.datasets.samplers import length_grouped_indices  # noqa: E402
 from unimm.engine.checkpoint import CheckpointManager, resolve_resume  # noqa: E402
 from unimm.engine.ema import EMA  # noqa: E402
 from unimm.engine.logger import MetricLogger  # noqa: E402
@@ -232,11 +233,19 @@ class Runner:
             for _ in range(skip_batches):
                 next(it, None)
             return it
-        sampler = torch.utils.data.DistributedSampler(
-            self.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=shuffle,
-            seed=self.seed, drop_last=drop_last)
-        sampler.set_epoch(epoch)
-        indices = list(sampler)
+        if opts.pop('group_by_length', False):
+            if not hasattr(self.dataset, 'lengths'):
+                raise ConfigError('train_dataloader.group_by_length: '
+                                  f'{type(self.dataset).__name__} has no `lengths` to group by')
+            indices = length_grouped_indices(self.dataset.lengths, self.batch_size,
+                                             self.world_size, self.rank, self.seed, epoch,
+                                             drop_last)
+        else:
+            sampler = torch.utils.data.DistributedSampler(
+                self.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=shuffle,
+                seed=self.seed, drop_last=drop_last)
+            sampler.set_epoch(epoch)
+            indices = list(sampler)
         n_batches = len(indices) // self.batch_size if drop_last else \
             math.ceil(len(indices) / self.batch_size)
         indices = indices[skip_batches * self.batch_size:n_batches * self.batch_size]

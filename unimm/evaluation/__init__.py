@@ -2,3 +2,5 @@
 from . import retrieval  # noqa: F401
 from . import recon_metrics  # noqa: F401
 from . import recon  # noqa: F401
+from . import vqa, lmms  # noqa: F401
+from . import geneval, shapes_geneval, mjhq  # noqa: F401

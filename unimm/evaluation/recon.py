@@ -23,19 +23,20 @@ def save_grid(originals, recons, path, n=16):
     Image.fromarray(grid.numpy()).save(path)
 
 
-def codebook_usage(ids, num_semantic, sub_codes):
-    """Fractions of the semantic codebook, of the whole K*m table, and of the m sub-codes
-    of each semantic code that was used at all."""
-    ids = ids.flatten()
-    if sub_codes is None:
-        return {'usage_semantic': ids.unique().numel() / num_semantic}
-    used = torch.zeros(num_semantic * sub_codes, dtype=torch.bool)
-    used[ids.cpu()] = True
-    per_code = used.view(num_semantic, sub_codes)
-    active = per_code.any(1)
-    return {'usage_semantic': active.float().mean().item(),
-            'usage_global': used.float().mean().item(),
-            'usage_subcodes': per_code[active].float().mean().item() if active.any() else 0.0}
+def codebook_usage(ids, vocab_size, sub_codes=None):
+    """Fraction of the tokenizer's ``vocab_size`` ids in use; with SemHiTok's ``sub_codes``
+    (m) also of the semantic codes (``id // m``) and of the m sub-codes of each semantic
+    code that was used at all."""
+    used = torch.zeros(vocab_size, dtype=torch.bool)
+    used[ids.flatten().cpu()] = True
+    out = {'usage_global': used.float().mean().item()}
+    if sub_codes:
+        per_code = used.view(-1, sub_codes)
+        active = per_code.any(1)
+        out.update(usage_semantic=active.float().mean().item(),
+                   usage_subcodes=per_code[active].float().mean().item() if active.any()
+                   else 0.0)
+    return out
 
 
 @METRICS.register_module()
@@ -85,9 +86,8 @@ class ReconstructionEvaluator:
         results = {k: v / n for k, v in totals.items()}
         if fid is not None:
             results['rfid'] = fid.compute()
-        pixel_q = getattr(model, 'pixel_quantizer', None)
-        results.update(codebook_usage(torch.cat(all_ids), model.semantic_quantizer.num_codes,
-                                      pixel_q.sub_codes if pixel_q is not None else None))
+        results.update(codebook_usage(torch.cat(all_ids), model.vocab_size,
+                                      getattr(model, 'sub_codes', None)))
         results['num_images'] = n
         if work_dir:
             path = os.path.join(work_dir, 'recon_grid.png')

@@ -4,3 +4,4 @@ from . import decoders  # noqa: F401
 from . import quantizers  # noqa: F401
 from . import losses, discriminators  # noqa: F401
 from . import tokenizers  # noqa: F401
+from . import mllm  # noqa: F401

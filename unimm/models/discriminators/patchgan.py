@@ -62,6 +62,20 @@ def adaptive_weight(nll_loss, g_loss, last_layer, max=1e4, eps=1e-4):
     return weight.clamp(0.0, float(max)).detach()
 
 
+def adversarial_terms(losses, images, recon, discriminator, step, weight, last_layer=None):
+    """The generator side of the GAN for any pixel tokenizer: once ``discriminator`` has
+    started, ``loss_adv`` (hinge on D(recon), times ``weight``, times VQGAN's adaptive
+    weight against the ``loss*`` entries of ``losses`` when ``last_layer`` is given) and
+    the detached ``disc_inputs`` the runner steps the discriminator on; else ``{}``."""
+    if discriminator is None or not discriminator.started(step):
+        return {}
+    g_loss = generator_adversarial_loss(discriminator(images=recon))
+    if last_layer is not None:
+        nll = sum(v for k, v in losses.items() if k.startswith('loss'))
+        weight = weight * adaptive_weight(nll, g_loss, last_layer)
+    return {'loss_adv': g_loss * weight, 'disc_inputs': {'real': images, 'fake': recon.detach()}}
+
+
 def _norm_layer(norm, channels):
     if norm == 'batch':
         return nn.BatchNorm2d(channels)

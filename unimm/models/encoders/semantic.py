@@ -41,6 +41,12 @@ def load_vision_tower(folder):
     return model
 
 
+def code_projection(width, dim):
+    """VQKD's projection of encoder features to a low-dim code space (Linear, Tanh, Linear),
+    which SemHiTok's SPC and the semantic branches of the baselines quantise."""
+    return nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, dim))
+
+
 @MODELS.register_module()
 class SemanticEncoder(nn.Module):
     """SigLIP patch features ``[B, N, C]`` in raster order (SigLIP has no CLS token).

@@ -9,7 +9,8 @@ from torch import nn
 
 from unimm.models.base import PretrainedMixin
 from unimm.models.decoders.semantic import cosine_loss
-from unimm.models.discriminators.patchgan import adaptive_weight, generator_adversarial_loss
+from unimm.models.discriminators.patchgan import adversarial_terms
+from unimm.models.encoders.semantic import code_projection
 from unimm.models.tokenizers.fusion import check_fusion, fuse
 from unimm.registry import MODELS
 
@@ -39,9 +40,7 @@ class SemHiTok(PretrainedMixin, nn.Module):
         self.semantic_encoder = MODELS.build(semantic_encoder)
         self.semantic_quantizer = MODELS.build(semantic_quantizer)
         width, dim = self.semantic_encoder.out_dim, self.semantic_quantizer.dim
-        # VQKD's projection of teacher features to the low-dim code space
-        self.semantic_proj = nn.Sequential(nn.Linear(width, width), nn.Tanh(),
-                                           nn.Linear(width, dim))
+        self.semantic_proj = code_projection(width, dim)
         self.semantic_decoder = MODELS.build(semantic_decoder)
         if stage != 'spc' and (pixel_decoder is None or pixel_loss is None or (
                 fusion != 'semantic' and (pixel_encoder is None or pixel_quantizer is None))):
@@ -114,7 +113,15 @@ class SemHiTok(PretrainedMixin, nn.Module):
 
     @property
     def sub_codes(self):
-        return self.pixel_quantizer.sub_codes
+        """m, the sub-codes per semantic code (None without the SGHC branch)."""
+        return self.pixel_quantizer.sub_codes if self.pixel_quantizer is not None else None
+
+    @property
+    def vocab_size(self):
+        """Number of distinct ids ``encode`` can return (K*m, or K in stage 1)."""
+        if self.pixel_quantizer is not None:
+            return self.pixel_quantizer.num_codes
+        return self.semantic_quantizer.num_codes
 
     # ------------------------------------------------------------- interface
     def semantic(self, images):
@@ -192,14 +199,9 @@ class SemHiTok(PretrainedMixin, nn.Module):
             out['loss_codebook'] = tex.loss
             out.update({f'sghc/{k}': v for k, v in tex.stats.items()})
         # the discriminator (and its step in the runner) joins once it has started
-        if discriminator is not None and discriminator.started(step):
-            g_loss = generator_adversarial_loss(discriminator(images=recon))
-            weight = self.adv_weight
-            if self.adaptive_adv_weight:
-                nll = sum(v for k, v in out.items() if k.startswith('loss'))
-                weight = weight * adaptive_weight(nll, g_loss, self.pixel_decoder.last_layer)
-            out['loss_adv'] = g_loss * weight
-            out['disc_inputs'] = {'real': images, 'fake': recon.detach()}
+        out.update(adversarial_terms(
+            out, images, recon, discriminator, step, self.adv_weight,
+            self.pixel_decoder.last_layer if self.adaptive_adv_weight else None))
         return out
 
     @torch.no_grad()

@@ -1,0 +1,4 @@
+# Demo twin of baselines/semhitok_subcodes_16.py: m = 16 sub-codes per semantic code
+# (256 x 16 = 4096 global ids).
+_base_ = ['../sghc_shapes.py']
+model = dict(pixel_quantizer=dict(sub_codes=16))

@@ -1,0 +1,54 @@
+"""Held-out shapes-VQA accuracy of an understanding model: greedy one-word answers,
+exact match, by question type, next to the blind baseline (the most frequent answer of
+each question type, which is what a model that ignores the image can reach)."""
+from collections import Counter, defaultdict
+
+import torch
+
+from unimm.registry import DATASETS, METRICS
+
+QUESTION_TYPES = ('how many', 'what color', 'what shape', 'what size', 'is there', 'is the')
+
+
+def question_type(question):
+    return next((t for t in QUESTION_TYPES if question.startswith(t)), 'other')
+
+
+def blind_baseline(questions, answers):
+    """Accuracy of answering each question type with its most frequent answer."""
+    by_type = defaultdict(Counter)
+    for q, a in zip(questions, answers):
+        by_type[question_type(q)][a] += 1
+    return sum(c.most_common(1)[0][1] for c in by_type.values()) / max(len(answers), 1)
+
+
+@METRICS.register_module()
+class ShapesVQAEvaluator:
+    """``dataset``: a ``ShapesVQADataset`` of held-out scenes (one item per question)."""
+
+    def __init__(self, dataset, batch_size=32, max_new_tokens=4, max_questions=None):
+        self.dataset = DATASETS.build(dataset, path='dataset')
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self.max_questions = max_questions
+
+    @torch.no_grad()
+    def __call__(self, model, work_dir=None):
+        n = len(self.dataset) if self.max_questions is None else \
+            min(self.max_questions, len(self.dataset))
+        questions, answers, preds = [], [], []
+        for start in range(0, n, self.batch_size):
+            items = [self.dataset[i] for i in range(start, min(start + self.batch_size, n))]
+            convs = [model.single_turn(it['question']) for it in items]
+            images = torch.stack([it['image'] for it in items])
+            preds += model.generate(convs, images, max_new_tokens=self.max_new_tokens)
+            questions += [it['question'] for it in items]
+            answers += [it['answer'] for it in items]
+        hits = [p.strip().lower() == a for p, a in zip(preds, answers)]
+        per_type = defaultdict(list)
+        for q, h in zip(questions, hits):
+            per_type[question_type(q)].append(h)
+        return {'accuracy': sum(hits) / max(n, 1), 'blind_baseline': blind_baseline(
+                    questions, answers), 'num_questions': n,
+                'accuracy_by_type': {t: sum(v) / len(v) for t, v in sorted(per_type.items())},
+                'examples': [{'question': q, 'answer': a, 'prediction': p}
+                             for q, a, p in list(zip(questions, answers, preds))[:10]]}

@@ -1,0 +1,290 @@
+"""Text-to-image generation on a discrete image tokenizer (SemHiTok): an HF causal LM
+whose vocabulary is extended by the K*m visual tokens plus ``<boi>`` / ``<eoi>``.
+
+Sequence: [bos] caption ``<boi>`` visual tokens (raster order) ``<eoi>``; the loss is
+the visual head's cross-entropy on the visual tokens only (``<eoi>`` is not a target:
+sampling always stops after h*w tokens). During training a caption is replaced by the
+unconditional prompt (an empty caption) with probability ``uncond_prob``, which is what
+classifier-free guidance at inference needs.
+"""
+import json
+import os
+import shutil
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from unimm.models.base import PretrainedMixin
+from unimm.registry import MODELS
+
+LLM_HINT = ('download the LLM (e.g. Qwen2.5-3B) to a local folder and name it in the config; '
+            'for the demo: python tools/make_tiny_lm.py --arch qwen2 --out work_dirs/tiny_qwen2')
+
+
+def load_llm(llm, attn_implementation):
+    """An HF causal LM, fp32: pretrained from a folder, or randomly initialised from an
+    architecture dict (``dict(model_type='qwen2', hidden_size=..., ...)``, for benchmarks)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    if isinstance(llm, dict):
+        arch = dict(llm)
+        config = AutoConfig.for_model(arch.pop('model_type'), **arch)
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float32,
+                                                attn_implementation=attn_implementation)
+    if not os.path.isfile(os.path.join(str(llm), 'config.json')):
+        raise FileNotFoundError(f'GenerationMLLM.llm: {llm!r} is not an HF model folder '
+                                f'(no config.json): {LLM_HINT}')
+    return AutoModelForCausalLM.from_pretrained(llm, dtype=torch.float32,
+                                                attn_implementation=attn_implementation)
+
+
+def load_image_tokenizer(folder):
+    """A frozen unimm tokenizer export (its config.json names the registered type)."""
+    cfg_file = os.path.join(str(folder), 'config.json')
+    if not os.path.isfile(cfg_file):
+        raise FileNotFoundError(
+            f'GenerationMLLM.image_tokenizer: {folder!r} is not a tokenizer export (no '
+            'config.json); train one (bash tools/run_demo.sh for the demo), or pass '
+            'image_tokenizer=None with num_semantic, sub_codes and num_image_tokens to train '
+            'on pre-tokenised shards (tools/pretokenize.py)')
+    with open(cfg_file) as f:
+        type_ = json.load(f)['type']
+    tokenizer = MODELS.get(type_).from_pretrained(folder)
+    tokenizer.requires_grad_(False)
+    return tokenizer.eval()
+
+
+@MODELS.register_module()
+class GenerationMLLM(PretrainedMixin, nn.Module):
+    """Caption -> SemHiTok tokens with an HF causal LM (see the module docstring).
+
+    Args:
+        llm: HF model folder, or an architecture dict for random weights (then give
+            ``tokenizer``).
+        image_tokenizer: folder of the frozen tokenizer export; None for pre-tokenised
+            training and benchmarks (then give ``num_semantic``, ``sub_codes`` and
+            ``num_image_tokens``; decoding images is unavailable).
+        tokenizer: the text tokenizer's folder (default: ``llm``).
+        visual_head: ``dict(type='FlatVisualHead')`` (the LLM's head, visual rows) or
+            ``dict(type='FactorizedVisualHead')``.
+        text_vocab: rows of the LLM's embedding before the visual tokens; None: the
+            loaded LLM's (set in exports, whose LLM is already resized).
+        uncond_prob: probability of training a sample with the unconditional prompt.
+        max_caption_tokens: captions are cut to this many BPE tokens.
+        pack_length: None pads each sample to the batch's longest; an int packs samples
+            into rows of at most that many tokens (position ids restart per sample, which
+            makes HF attention block-diagonal).
+    """
+
+    LLM_FOLDER, TOKENIZER_FOLDER = 'llm', 'image_tokenizer'
+
+    def __init__(self, llm, image_tokenizer=None, tokenizer=None,
+                 visual_head=dict(type='FlatVisualHead'), num_semantic=None, sub_codes=None,
+                 num_image_tokens=None, text_vocab=None, uncond_prob=0.1,
+                 max_caption_tokens=120, pack_length=None, attn_implementation='sdpa',
+                 gradient_checkpointing=False):
+        super().__init__()
+        from transformers import AutoTokenizer
+        if isinstance(llm, dict) and tokenizer is None:
+            raise ValueError('GenerationMLLM: an architecture dict as llm needs tokenizer=FOLDER')
+        self.llm = load_llm(dict(llm) if isinstance(llm, dict) else llm, attn_implementation)
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or llm)
+        self.image_tokenizer = None
+        self._image_tokenizer_folder = image_tokenizer
+        given = dict(num_semantic=num_semantic, sub_codes=sub_codes,
+                     num_image_tokens=num_image_tokens)
+        if image_tokenizer is not None:
+            self.image_tokenizer = load_image_tokenizer(image_tokenizer)
+            found = self._tokenizer_vocab(self.image_tokenizer)
+            clash = {k: (v, found[k]) for k, v in given.items() if v is not None and v != found[k]}
+            if clash:
+                raise ValueError(f'GenerationMLLM: {clash} (given, image tokenizer) disagree')
+            given = found
+        elif None in given.values():
+            raise ValueError('GenerationMLLM: without image_tokenizer, give num_semantic, '
+                             f'sub_codes and num_image_tokens (got {given})')
+        self.num_semantic, self.sub_codes = given['num_semantic'], given['sub_codes']
+        self.num_image_tokens = given['num_image_tokens']
+        self.num_visual = self.num_semantic * self.sub_codes
+        self.text_vocab = text_vocab or self.llm.get_input_embeddings().num_embeddings
+        self.boi_id = self.text_vocab + self.num_visual
+        self.eoi_id = self.boi_id + 1
+        if self.llm.get_input_embeddings().num_embeddings != self.eoi_id + 1:
+            self.llm.resize_token_embeddings(self.eoi_id + 1, mean_resizing=False)
+        self.visual_head = MODELS.build(visual_head, default_args=dict(
+            hidden_size=self.llm.config.hidden_size, num_semantic=self.num_semantic,
+            sub_codes=self.sub_codes))
+        self.visual_head.attach(self.llm, self.text_vocab)
+        if not 0 <= uncond_prob <= 1:
+            raise ValueError(f'GenerationMLLM.uncond_prob: {uncond_prob} is not in [0, 1]')
+        self.uncond_prob = uncond_prob
+        self.max_caption_tokens = max_caption_tokens
+        self.pack_length = pack_length
+        if gradient_checkpointing:
+            self.llm.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={'use_reentrant': False})
+        self._sampler = None
+
+    @staticmethod
+    def _tokenizer_vocab(tok):
+        h, w = tok.semantic_encoder.grid_size
+        return dict(num_semantic=tok.pixel_quantizer.num_semantic_codes, sub_codes=tok.sub_codes,
+                    num_image_tokens=h * w)
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.image_tokenizer is not None:
+            self.image_tokenizer.eval()  # frozen: no dropout, no codebook updates
+        return self
+
+    # ------------------------------------------------------------- sequences
+    def prompt_ids(self, captions):
+        """Prompt token ids per caption: [bos] caption BPE ``<boi>``; None or '' gives
+        the unconditional prompt [bos] ``<boi>`` (the training-time caption drop)."""
+        bos = [] if self.tokenizer.bos_token_id is None else [self.tokenizer.bos_token_id]
+        texts = [c or '' for c in captions]
+        encoded = self.tokenizer(texts, add_special_tokens=False)['input_ids'] if texts else []
+        return [bos + ids[:self.max_caption_tokens] + [self.boi_id] for ids in encoded]
+
+    def drop_captions(self, captions):
+        """Each caption replaced by None with probability ``uncond_prob`` (global torch RNG,
+        which the runner seeds per rank and restores on resume)."""
+        drop = (torch.rand(len(captions)) < self.uncond_prob).tolist()
+        return [None if d else c for c, d in zip(captions, drop)]
+
+    def build_inputs(self, prompts, visual_ids):
+        """Training rows: input ids, position ids and the mask of visual-token positions,
+        each [R, L]. Samples are padded one per row, or packed into rows of at most
+        ``pack_length`` tokens; positions restart at 0 for every sample and for the
+        padding tail, so HF attention keeps samples apart without an attention mask."""
+        vis = (visual_ids.to('cpu').long() + self.text_vocab).tolist()
+        seqs = [p + v + [self.eoi_id] for p, v in zip(prompts, vis)]
+        rows = []
+        for k, seq in enumerate(seqs):
+            if self.pack_length and rows and \
+                    sum(len(seqs[j]) for j in rows[-1]) + len(seq) <= self.pack_length:
+                rows[-1].append(k)
+            else:
+                rows.append([k])
+        width = max(sum(len(seqs[j]) for j in row) for row in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        pos = torch.zeros((len(rows), width), dtype=torch.long)
+        target = torch.zeros((len(rows), width), dtype=torch.bool)
+        for r, row in enumerate(rows):
+            start = 0
+            for k in row:
+                n, n_prompt = len(seqs[k]), len(prompts[k])
+                ids[r, start:start + n] = torch.tensor(seqs[k])
+                pos[r, start:start + n] = torch.arange(n)
+                target[r, start + n_prompt:start + n - 1] = True
+                start += n
+            pos[r, start:] = torch.arange(width - start)
+        return ids, pos, target
+
+    # -------------------------------------------------------------- training
+    @torch.no_grad()
+    def encode_images(self, images):
+        """Images [B,3,H,W] in [-1,1] -> global visual ids [B, h*w] (frozen tokenizer)."""
+        if self.image_tokenizer is None:
+            raise RuntimeError('GenerationMLLM has no image_tokenizer: train on pre-tokenised '
+                               "data (batches with 'visual_ids', tools/pretokenize.py) or set "
+                               'model.image_tokenizer')
+        return self.image_tokenizer.encode(images)
+
+    def forward(self, batch):
+        visual_ids = batch.get('visual_ids')
+        if visual_ids is None:
+            visual_ids = self.encode_images(batch['image'])
+        captions = self.drop_captions(list(batch['text']))
+        ids, pos, target = self.build_inputs(self.prompt_ids(captions), visual_ids)
+        device = self.llm.device
+        ids, pos, target = ids.to(device), pos.to(device), target.to(device)
+        hidden = self.llm.model(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state
+        # the hidden state at t predicts token t + 1
+        select = target[:, 1:]
+        loss = self.visual_head.loss(hidden[:, :-1][select], ids[:, 1:][select] - self.text_vocab)
+        uncond = sum(c is None for c in captions) / len(captions)
+        return {'loss': loss, 'uncond_fraction': uncond}
+
+    # ------------------------------------------------------------- inference
+    def decode_images(self, global_ids):
+        """Global visual ids [B, h*w] -> images [B,3,H,W] in [-1,1] (frozen tokenizer)."""
+        if self.image_tokenizer is None:
+            raise RuntimeError('GenerationMLLM has no image_tokenizer to decode with')
+        return self.image_tokenizer.decode(global_ids.to(self.llm.device)).float().clamp(-1, 1)
+
+    def sampler(self, batch):
+        """The (reused) fast sampler for up to ``batch`` prompts."""
+        from unimm.inference.sampler import CFGSampler
+        if self._sampler is None or self._sampler.max_batch < batch or \
+                self._sampler.device != self.llm.device:
+            self._sampler = CFGSampler(self, max_batch=batch,
+                                       max_prompt_len=self.max_caption_tokens + 2)
+        return self._sampler
+
+    @torch.no_grad()
+    def generate_ids(self, captions, cfg_scale=4.0, cfg_schedule='constant', temperature=1.0,
+                     top_k=0, top_p=1.0, seed=0, batch_size=None):
+        """Global visual ids [B, h*w] for ``captions`` in batches of ``batch_size`` (default:
+        all at once); the batch starting at caption k is drawn with seed ``seed + k``.
+        ``cfg_scale=1`` samples without guidance (no unconditional rows)."""
+        batch_size = batch_size or len(captions)
+        sampler = self.sampler(min(batch_size, len(captions)))
+        out = []
+        for k in range(0, len(captions), batch_size):
+            chunk = list(captions[k:k + batch_size])
+            uncond = None if cfg_scale == 1 else self.prompt_ids([None] * len(chunk))
+            out.append(sampler.generate(self.prompt_ids(chunk), uncond, cfg_scale=cfg_scale,
+                                        cfg_schedule=cfg_schedule, temperature=temperature,
+                                        top_k=top_k, top_p=top_p, seed=seed + k))
+        return torch.cat(out)
+
+    def generate_images(self, captions, **sampling):
+        """Images [B,3,H,W] in [-1,1] for ``captions``; ``sampling``: see generate_ids."""
+        return self.decode_images(self.generate_ids(captions, **sampling))
+
+    # ---------------------------------------------------------------- saving
+    def export_config(self):
+        cfg = super().export_config()
+        cfg.update(llm=self.LLM_FOLDER, tokenizer=None, text_vocab=self.text_vocab,
+                   num_semantic=self.num_semantic, sub_codes=self.sub_codes,
+                   num_image_tokens=self.num_image_tokens,
+                   image_tokenizer=self.TOKENIZER_FOLDER if self.image_tokenizer else None)
+        return cfg
+
+    def save_pretrained(self, folder, state_dict=None):
+        """``llm/`` (HF model + text tokenizer), ``image_tokenizer/`` (the frozen export,
+        copied byte for byte), config.json and the visual head's own weights."""
+        state = self.state_dict() if state_dict is None else state_dict
+        llm_dir = os.path.join(folder, self.LLM_FOLDER)
+        self.llm.save_pretrained(llm_dir, state_dict={k[4:]: v for k, v in state.items()
+                                                      if k.startswith('llm.')})
+        self.tokenizer.save_pretrained(llm_dir)
+        if self.image_tokenizer is not None:
+            target = os.path.join(folder, self.TOKENIZER_FOLDER)
+            if os.path.abspath(target) != os.path.abspath(self._image_tokenizer_folder):
+                shutil.copytree(self._image_tokenizer_folder, target, dirs_exist_ok=True)
+        own = {k: v for k, v in state.items() if not k.startswith(('llm.', 'image_tokenizer.'))}
+        super().save_pretrained(folder, state_dict=own)
+
+    @classmethod
+    def from_pretrained(cls, folder, map_location='cpu', **overrides):
+        cfg_file = os.path.join(folder, cls.CONFIG_NAME)
+        if not os.path.isfile(cfg_file):
+            raise FileNotFoundError(f'{cfg_file} not found: pass a GenerationMLLM export '
+                                    '(<work_dir>/export, written by tools/train.py)')
+        with open(cfg_file) as f:
+            cfg = json.load(f)
+        cfg['llm'] = os.path.join(folder, cls.LLM_FOLDER)
+        if cfg.get('image_tokenizer'):
+            cfg['image_tokenizer'] = os.path.join(folder, cls.TOKENIZER_FOLDER)
+        cfg.update(overrides)
+        model = MODELS.build(cfg, path=cfg_file)
+        own = load_file(os.path.join(folder, cls.WEIGHTS_NAME), device=str(map_location))
+        missing, unexpected = model.load_state_dict(own, strict=False)
+        missing = [k for k in missing if not k.startswith(('llm.', 'image_tokenizer.'))]
+        if missing or unexpected:
+            raise RuntimeError(f'{folder}: weights do not match the model (missing {missing[:5]}, '
+                               f'unexpected {unexpected[:5]})')
+        return model

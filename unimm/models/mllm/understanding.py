@@ -1,0 +1,255 @@
+"""UnderstandingMLLM: the LLaVA-1.5 recipe on a unimm vision side.
+
+image -> frozen vision features (SemHiTok's quantised semantic ‖ texture features, or a
+continuous encoder's) -> projector -> written into the LLM's input embeddings where the
+prompt has ``<image>`` -> any Hugging Face causal LM loaded from a local folder.
+Phase 1 trains the projector only; phase 2 (``train_llm=True``) projector + LLM."""
+import json
+import os
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from unimm.datasets.conversation import (IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX,
+                                         get_template, tokenize_conversation)
+from unimm.datasets.llava import load_text_tokenizer
+from unimm.models.base import plain
+from unimm.models.mllm.features import load_unimm_folder
+from unimm.registry import MODELS
+
+PROJECTOR_WEIGHTS = 'projector.safetensors'
+
+
+def load_llm(llm, attn_implementation):
+    """An HF causal LM from a local folder, or randomly initialised from a config dict
+    (``dict(model_type='llama', hidden_size=..., ...)``, for benchmarks and tests)."""
+    if isinstance(llm, str):
+        if not os.path.isfile(os.path.join(llm, 'config.json')):
+            raise FileNotFoundError(
+                f'UnderstandingMLLM.llm: {llm!r} is not a Hugging Face model folder (no '
+                'config.json). Download the LLM there (e.g. `huggingface-cli download '
+                'lmsys/vicuna-7b-v1.5 --local-dir data/vicuna-7b-v1.5`) or, for the demo, '
+                'run `python tools/make_tiny_lm.py --arch llama --out work_dirs/tiny_llama`')
+        return AutoModelForCausalLM.from_pretrained(llm, dtype=torch.float32,
+                                                    attn_implementation=attn_implementation)
+    cfg = dict(llm)
+    config = AutoConfig.for_model(cfg.pop('model_type'), **cfg)
+    return AutoModelForCausalLM.from_config(config, dtype=torch.float32,
+                                            attn_implementation=attn_implementation)
+
+
+@MODELS.register_module()
+class UnderstandingMLLM(nn.Module):
+    """Args:
+        vision: a feature adapter's registry config (``TokenizerFeatures``,
+            ``ContinuousFeatures``) or the folder its ``save_pretrained`` wrote.
+        llm: local HF causal-LM folder (Vicuna, LLaMA, Qwen2, ...) or a config dict for a
+            randomly initialised one.
+        projector: registry config without the dims (filled from vision and LLM).
+        tokenizer: the LLM's tokenizer folder; default: the ``llm`` folder.
+        template: conversation template (``vicuna_v1``, ``chatml``, ...; see
+            ``unimm.datasets.conversation``); must match the training data's.
+        train_llm: phase 2 (projector + LLM) instead of phase 1 (projector only).
+        projector_from: a folder holding ``projector.safetensors`` (the phase-1 export).
+        gradient_checkpointing: HF gradient checkpointing in the LLM.
+    """
+
+    build_config = None  # set by the registry build function; save_pretrained writes it
+
+    def __init__(self, vision, llm, projector=dict(type='MLPProjector', kind='mlp2x_gelu'),
+                 tokenizer=None, template='vicuna_v1', train_llm=False, projector_from=None,
+                 gradient_checkpointing=False, attn_implementation='sdpa'):
+        super().__init__()
+        self.vision = load_unimm_folder(vision, 'UnderstandingMLLM.vision') \
+            if isinstance(vision, str) else MODELS.build(vision, path='vision')
+        self.llm = load_llm(llm, attn_implementation)
+        self.projector = MODELS.build(dict(projector, in_dim=self.vision.out_dim,
+                                           out_dim=self.llm.config.hidden_size),
+                                      path='projector')
+        self.template = get_template(template)
+        self.tokenizer_path = tokenizer or (llm if isinstance(llm, str) else None)
+        self._tokenizer = None
+        self.train_llm = train_llm
+        if projector_from:
+            self.load_projector(projector_from)
+        self.vision.requires_grad_(False)
+        self.llm.requires_grad_(train_llm)
+        if gradient_checkpointing:
+            self.llm.config.use_cache = False
+            self.llm.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={'use_reentrant': False})
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.llm.train(mode and self.train_llm)  # a frozen LLM stays in eval mode
+        return self
+
+    def load_projector(self, folder):
+        path = os.path.join(folder, PROJECTOR_WEIGHTS)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'UnderstandingMLLM.projector_from: {path} not found; give '
+                                    'the phase-1 export folder (<work_dir>/export)')
+        self.projector.load_state_dict(load_file(path))
+
+    @property
+    def text_tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_text_tokenizer(self.tokenizer_path,
+                                                  'UnderstandingMLLM.tokenizer')
+        return self._tokenizer
+
+    @property
+    def num_image_tokens(self):
+        return self.vision.num_tokens
+
+    # ---------------------------------------------------------------- embedding
+    def image_embeddings(self, images):
+        """[M, 3, H, W] -> projected features [M, N, hidden]."""
+        with torch.no_grad():
+            feats = self.vision(images)
+        return self.projector(feats.to(self.projector[0].weight.dtype))
+
+    def embed(self, input_ids, images=None):
+        """Token embeddings with the image features written, image by image in row-major
+        order, over the ``IMAGE_TOKEN_INDEX`` placeholders."""
+        where = input_ids == IMAGE_TOKEN_INDEX
+        embeds = self.llm.get_input_embeddings()(input_ids.masked_fill(where, 0))
+        n_slots = int(where.sum())
+        n_images = 0 if images is None else images.shape[0]
+        if n_slots != n_images * self.num_image_tokens:
+            raise ValueError(f'{n_slots} image placeholder tokens for {n_images} image(s) of '
+                             f'{self.num_image_tokens} features each: every {IMAGE_TOKEN} must '
+                             'be expanded to num_image_tokens placeholders (the dataset\'s '
+                             'num_image_tokens must equal the vision side\'s) and have its image')
+        if n_images:
+            feats = self.image_embeddings(images).to(embeds.dtype)
+            embeds = embeds.masked_scatter(where.unsqueeze(-1), feats)
+        return embeds
+
+    # ---------------------------------------------------------------- training
+    def forward(self, batch):
+        labels = batch['labels']
+        embeds = self.embed(batch['input_ids'], batch.get('images'))
+        n_answer = (labels[:, 1:] != IGNORE_INDEX).sum()
+        # a batch whose answers were all truncated away gives loss 0, not NaN
+        out = self.llm(inputs_embeds=embeds, attention_mask=batch['attention_mask'],
+                       labels=labels, num_items_in_batch=n_answer.clamp(min=1), use_cache=False)
+        logged = {'loss': out.loss, 'answer_tokens': n_answer.float()}
+        if 'num_truncated' in batch:
+            logged['truncated'] = batch['num_truncated'].float()
+        return logged
+
+    # ---------------------------------------------------------------- inference
+    def prompt_ids(self, conversation):
+        """Token ids of a conversation that ends with a human turn (the answer is open)."""
+        ids, _ = tokenize_conversation(self.text_tokenizer, self.template, conversation,
+                                       self.num_image_tokens)
+        return ids
+
+    @staticmethod
+    def single_turn(question, with_image=True):
+        return [{'from': 'human', 'value': f'{IMAGE_TOKEN}\n{question}' if with_image
+                 else question}]
+
+    def _device(self):
+        return self.projector[0].weight.device
+
+    def _batch(self, rows, pad_left):
+        """Pad id lists into input_ids / attention_mask (left padding for generation)."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.text_tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            sl = slice(width - len(r), width) if pad_left else slice(0, len(r))
+            ids[i, sl], mask[i, sl] = torch.tensor(r), 1
+        return ids.to(self._device()), mask.to(self._device())
+
+    def _images(self, images):
+        return None if images is None else images.to(self._device(),
+                                                     self.projector[0].weight.dtype)
+
+    @torch.no_grad()
+    def generate(self, conversations, images=None, max_new_tokens=64, streamer=None,
+                 **generate_kwargs):
+        """Answers (strings) to a batch of conversations ending with a human turn; images
+        [M, 3, H, W] in [-1, 1] in the order of their ``<image>`` tags. Greedy unless
+        ``do_sample=True`` is passed; ``streamer`` (e.g. ``TextIteratorStreamer``) streams
+        a batch of one."""
+        tok = self.text_tokenizer
+        ids, mask = self._batch([self.prompt_ids(c) for c in conversations], pad_left=True)
+        embeds = self.embed(ids, self._images(images))
+        stop = self.template.stop_text(tok.eos_token)
+        kwargs = dict(do_sample=False, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+        if stop != tok.eos_token:
+            kwargs.update(stop_strings=[stop], tokenizer=tok)
+        kwargs.update(generate_kwargs)
+        out = self.llm.generate(inputs_embeds=embeds, attention_mask=mask,
+                                max_new_tokens=max_new_tokens, streamer=streamer, **kwargs)
+        texts = tok.batch_decode(out, skip_special_tokens=True)
+        return [t.split(stop)[0].strip() if stop else t.strip() for t in texts]
+
+    @torch.no_grad()
+    def loglikelihood(self, conversations, answers, images=None):
+        """(log p(answer + its end marker | conversation), is_greedy) per row: the answer
+        scored exactly as it is trained, through the template."""
+        rows, targets = [], []
+        for conv, answer in zip(conversations, answers):
+            ids, labels = tokenize_conversation(
+                self.text_tokenizer, self.template,
+                list(conv) + [{'from': 'gpt', 'value': answer}], self.num_image_tokens)
+            n_prompt = len(self.prompt_ids(conv))
+            rows.append(ids)
+            targets.append([lab if k >= n_prompt else IGNORE_INDEX
+                            for k, lab in enumerate(labels)])
+        ids, mask = self._batch(rows, pad_left=False)
+        labels, _ = self._batch(targets, pad_left=False)
+        labels = labels.masked_fill(mask == 0, IGNORE_INDEX)
+        logits = self.llm(inputs_embeds=self.embed(ids, self._images(images)),
+                          attention_mask=mask).logits[:, :-1].float()
+        labels = labels[:, 1:]
+        valid = labels != IGNORE_INDEX
+        logp = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+        total = (logp * valid).sum(-1)
+        greedy = ((logits.argmax(-1) == labels) | ~valid).all(-1)
+        return [(float(t), bool(g)) for t, g in zip(total, greedy)]
+
+    # ---------------------------------------------------------------- saving
+    def save_pretrained(self, folder, state_dict=None):
+        """A self-contained folder: ``llm/`` (HF model + tokenizer), ``vision/`` (the
+        adapter's own folder), ``projector.safetensors`` and ``config.json``."""
+        state = self.state_dict() if state_dict is None else state_dict
+
+        def part(prefix):
+            return {k[len(prefix):]: v.detach().cpu().contiguous().clone()
+                    for k, v in state.items() if k.startswith(prefix)}
+
+        os.makedirs(folder, exist_ok=True)
+        self.llm.save_pretrained(os.path.join(folder, 'llm'), state_dict=part('llm.'))
+        if self.tokenizer_path:
+            self.text_tokenizer.save_pretrained(os.path.join(folder, 'llm'))
+        self.vision.save_pretrained(os.path.join(folder, 'vision'), state_dict=part('vision.'))
+        save_file(part('projector.'), os.path.join(folder, PROJECTOR_WEIGHTS))
+        cfg = plain(self.build_config)
+        cfg.update(vision='vision', llm='llm', tokenizer='llm' if self.tokenizer_path else None,
+                   projector_from=None)
+        with open(os.path.join(folder, 'config.json'), 'w') as f:
+            json.dump(cfg, f, indent=2)
+
+    @classmethod
+    def from_pretrained(cls, folder, **overrides):
+        """Rebuild from ``save_pretrained``'s folder (paths in it are relative to it)."""
+        cfg_file = os.path.join(folder, 'config.json')
+        if not os.path.isfile(cfg_file):
+            raise FileNotFoundError(f'{cfg_file} not found: give the export folder that '
+                                    'tools/train.py writes to <work_dir>/export')
+        with open(cfg_file) as f:
+            cfg = json.load(f)
+        cfg.update(vision=os.path.join(folder, cfg['vision']),
+                   llm=os.path.join(folder, cfg['llm']), projector_from=folder,
+                   tokenizer=os.path.join(folder, cfg['tokenizer']) if cfg['tokenizer'] else None,
+                   gradient_checkpointing=False)
+        cfg.update(overrides)
+        return MODELS.build(cfg, path=cfg_file)

@@ -1,0 +1,102 @@
+"""Output heads over the K*m visual vocabulary of a generation MLLM.
+
+A head maps LLM hidden states [N, D] to a distribution over global visual ids
+g = i * m + j (i semantic code, j sub-code). ``loss`` (training) and ``sample``
+(inference, with a ``draw`` callback that applies CFG and filtering) share the same
+logit methods, so what is trained is exactly what is sampled.
+"""
+import torch.nn.functional as F
+from torch import nn
+
+from unimm.registry import MODELS
+
+
+class VisualHead(nn.Module):
+    """Shared interface; ``attach`` is called once by the owning model with its HF LLM."""
+
+    def __init__(self, hidden_size, num_semantic, sub_codes):
+        super().__init__()
+        self.hidden_size, self.num_semantic, self.sub_codes = hidden_size, num_semantic, sub_codes
+        self.num_visual = num_semantic * sub_codes
+
+    def attach(self, llm, text_vocab):
+        """Bind to the LLM whose hidden states this head reads (no-op by default)."""
+
+    def log_prob(self, hidden, targets):
+        """log p(targets | hidden) [N] for global ids ``targets`` [N]."""
+        raise NotImplementedError
+
+    def loss(self, hidden, targets):
+        """Mean negative log-likelihood of the global ids ``targets`` [N]."""
+        return -self.log_prob(hidden, targets).mean()
+
+    def sample(self, hidden_cond, hidden_uncond, draw):
+        """Global ids [B]; ``draw(logits_cond, logits_uncond_or_None) -> indices [B]``."""
+        raise NotImplementedError
+
+
+@MODELS.register_module()
+class FlatVisualHead(VisualHead):
+    """One K*m-way softmax whose weights are the visual rows of the LLM's own output head
+    (``lm_head.weight[text_vocab : text_vocab + K*m]``): no parameters of its own, and the
+    text logits are never computed at visual positions."""
+
+    def attach(self, llm, text_vocab):
+        # a plain attribute, not a submodule: the weights stay owned (and saved) by the LLM
+        object.__setattr__(self, '_output', llm.get_output_embeddings())
+        self.text_vocab = text_vocab
+
+    def visual_weight(self):
+        return self._output.weight[self.text_vocab:self.text_vocab + self.num_visual]
+
+    def visual_logits(self, hidden):
+        """Logits over the K*m visual ids [..., K*m]."""
+        return F.linear(hidden, self.visual_weight())
+
+    def log_prob(self, hidden, targets):
+        logp = self.visual_logits(hidden).float().log_softmax(-1)
+        return logp.gather(-1, targets[:, None]).squeeze(-1)
+
+    def sample(self, hidden_cond, hidden_uncond, draw):
+        return draw(self.visual_logits(hidden_cond),
+                    None if hidden_uncond is None else self.visual_logits(hidden_uncond))
+
+
+@MODELS.register_module()
+class FactorizedVisualHead(VisualHead):
+    """p(g) = p(i | h) p(j | h, i): a K-way semantic head, then an m-way sub-code head fed
+    h plus an embedding of the chosen semantic code (an MLP of width ``sub_hidden``).
+    A step costs K + m logits instead of K*m; the distribution over K*m stays normalised."""
+
+    def __init__(self, hidden_size, num_semantic, sub_codes, sub_hidden=None):
+        super().__init__(hidden_size, num_semantic, sub_codes)
+        sub_hidden = sub_hidden or hidden_size
+        self.semantic = nn.Linear(hidden_size, num_semantic, bias=False)
+        self.code_embed = nn.Embedding(num_semantic, hidden_size)
+        self.sub = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, sub_hidden),
+                                 nn.GELU(), nn.Linear(sub_hidden, sub_codes))
+        nn.init.normal_(self.semantic.weight, std=hidden_size ** -0.5)
+        nn.init.normal_(self.code_embed.weight, std=0.02)
+
+    def semantic_logits(self, hidden):
+        """Logits over the K semantic codes [..., K]."""
+        return self.semantic(hidden)
+
+    def sub_logits(self, hidden, semantic_ids):
+        """Logits over the m sub-codes of semantic code ``semantic_ids`` [...] -> [..., m]."""
+        return self.sub(hidden + self.code_embed(semantic_ids).to(hidden.dtype))
+
+    def log_prob(self, hidden, targets):
+        i, j = targets // self.sub_codes, targets % self.sub_codes
+        logp_i = self.semantic_logits(hidden).float().log_softmax(-1)
+        logp_j = self.sub_logits(hidden, i).float().log_softmax(-1)
+        return logp_i.gather(-1, i[:, None]).squeeze(-1) + logp_j.gather(-1, j[:, None]).squeeze(-1)
+
+    def sample(self, hidden_cond, hidden_uncond, draw):
+        guided = hidden_uncond is not None
+        i = draw(self.semantic_logits(hidden_cond),
+                 self.semantic_logits(hidden_uncond) if guided else None)
+        j = draw(self.sub_logits(hidden_cond, i),
+                 self.sub_logits(hidden_uncond, i) if guided else None)
+        return i * self.sub_codes + j
+
