@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, 'tools')]
@@ -16,6 +17,18 @@ def run_tool(tool, *args):
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return proc.stdout
+
+
+@pytest.fixture(scope='session')
+def teacher(tmp_path_factory):
+    """A random tiny SigLIP vision tower (32 px, 8x8 patches) saved as an HF folder."""
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+    folder = tmp_path_factory.mktemp('tiny_siglip')
+    torch.manual_seed(0)
+    SiglipVisionModel(SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32,
+                                         intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2)).save_pretrained(folder)
+    return str(folder)
 
 
 @pytest.fixture(scope='session')

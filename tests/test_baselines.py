@@ -5,7 +5,6 @@ gradients, id round-trips and save/load without the teacher folder."""
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import SiglipVisionConfig, SiglipVisionModel
 
 from unimm.models.base import PretrainedMixin
 from unimm.models.discriminators import PatchGANDiscriminator
@@ -14,16 +13,6 @@ from unimm.registry import MODELS
 D, K = 8, 16
 PIXEL_LOSS = dict(type='PixelReconstructionLoss', l1_weight=1.0, l2_weight=1.0,
                   perceptual_weight=0.0, lpips=None)
-
-
-@pytest.fixture(scope='module')
-def teacher(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('teacher')
-    torch.manual_seed(0)
-    SiglipVisionModel(SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32,
-                                         intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=2)).save_pretrained(folder)
-    return str(folder)
 
 
 def images(n=4, seed=0):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import SiglipVisionConfig, SiglipVisionModel
 
-from unimm.models.decoders.semantic import SemanticDecoder, cosine_loss
+from unimm.models.decoders.semantic import cosine_loss
 from unimm.models.decoders.vit import ViTDecoder
 from unimm.models.encoders.semantic import SemanticEncoder
 from unimm.models.encoders.vit import ViTEncoder

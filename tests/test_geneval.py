@@ -90,6 +90,9 @@ def test_random_token_baseline_is_far_below_ground_truth(demo_tokenizer, tmp_pat
     model = MODELS.build(dict(type='GenerationMLLM', llm=llm, image_tokenizer=demo_tokenizer))
     result = ShapesGenEvalEvaluator(n_per_tag=5, n_samples=2, generator='random_tokens')(model)
     assert result['num_images'] == 60 and result['overall'] < 0.2
+    # the ceiling: correct scenes through this (briefly trained) tokenizer, same prompts
+    ceiling = ShapesGenEvalEvaluator(n_per_tag=5, n_samples=2, generator='reconstruction')(model)
+    assert ceiling['num_images'] == 60 and set(ceiling['tasks']) == set(result['tasks'])
 
 
 def test_mjhq_fid_overall_and_per_category(tmp_path):

@@ -141,6 +141,6 @@ def test_bad_input_gives_clear_errors(tiny_lm, tmp_path):
         {'from': 'human', 'value': 'no tag here'}, {'from': 'gpt', 'value': 'hi'}]}]))
     with pytest.raises(ValueError, match="record 0 \\(id 'x1'\\) has 0 <image> tags"):
         LLaVADataset(str(data), str(tmp_path), tiny_lm)
-    from unimm.models.mllm.understanding import load_llm
+    from unimm.models.mllm.understanding import LLM_HINT, load_llm
     with pytest.raises(FileNotFoundError, match='huggingface-cli download'):
-        load_llm(str(tmp_path / 'vicuna'), 'sdpa')
+        load_llm(str(tmp_path / 'vicuna'), 'sdpa', 'UnderstandingMLLM.llm', LLM_HINT)

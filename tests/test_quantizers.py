@@ -3,7 +3,6 @@ and masked flat searches), learns by loss or EMA and restarts dead sub-codes fro
 of the same semantic code; SPC k-means-initialises once, EMA-updates, restarts dead codes
 and is a fixed deterministic lookup in eval / frozen mode; both survive a state_dict
 round-trip and keep every rank's codebook identical under torch.distributed."""
-import os
 
 import pytest
 import torch

@@ -6,22 +6,11 @@ import shutil
 
 import pytest
 import torch
-from transformers import SiglipVisionConfig, SiglipVisionModel
 
 from unimm.models.base import PretrainedMixin
 from unimm.registry import MODELS
 
 K, M, D = 32, 4, 8
-
-
-@pytest.fixture(scope='module')
-def teacher(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('teacher')
-    torch.manual_seed(0)
-    SiglipVisionModel(SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32,
-                                         intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=2)).save_pretrained(folder)
-    return str(folder)
 
 
 def config(teacher, stage='spc', init_from=None, fusion='channel', decoder_depth=1, **extra):

@@ -162,9 +162,10 @@ OFFLOAD = {
                  'zero_optimization': {'offload_optimizer': {'device': 'cpu',
                                                              'pin_memory': True}}},
     # torch's AdamW on the CPU (no build; slower optimizer step)
+    # (unpinned: fp32 master + Adam states of 7B are ~80 GB of host memory)
     'cpu_torch': {'zero_force_ds_cpu_optimizer': False,
                   'zero_optimization': {'offload_optimizer': {'device': 'cpu',
-                                                              'pin_memory': True}}},
+                                                              'pin_memory': False}}},
 }
 
 

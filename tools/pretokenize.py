@@ -26,7 +26,7 @@ from unimm.utils.build import ConfigError  # noqa: E402
 def lookup(cfg, key_path):
     node = cfg
     for key in key_path.split('.'):
-        if not isinstance(node, dict) or key not in node:
+        if not hasattr(node, 'keys') or key not in node:  # a Config or a dict
             raise ConfigError(f'--source {key_path!r}: the config has no {key!r} there')
         node = node[key]
     return node

@@ -18,5 +18,7 @@ python tools/train.py registry_configs/demo/t2i_shapes_factorized.py "${opts[@]}
 for name in t2i_shapes t2i_shapes_factorized; do
     python tools/test.py registry_configs/demo/$name.py work_dirs/$name/export --task shapes_geneval "${opts[@]}"
 done
-python tools/test.py registry_configs/demo/t2i_shapes.py work_dirs/t2i_shapes/export \
-    --task shapes_geneval_random "${opts[@]}"
+for bound in random reconstruction; do
+    python tools/test.py registry_configs/demo/t2i_shapes.py work_dirs/t2i_shapes/export \
+        --task shapes_geneval_$bound --work-dir work_dirs/t2i_shapes/$bound "${opts[@]}"
+done

@@ -15,11 +15,12 @@ def main(argv=None):
         with open(os.path.join(folder, 'test_vqa.json')) as f:
             rows.append((name, json.load(f)))
     types = sorted({t for _, r in rows for t in r['accuracy_by_type']})
-    print('| vision features | accuracy | blind baseline | ' + ' | '.join(types) + ' |')
-    print('| --- ' * (3 + len(types)) + '|')
+    print('| vision features | accuracy | chance | blind baseline | ' + ' | '.join(types) + ' |')
+    print('| --- ' * (4 + len(types)) + '|')
     for name, r in rows:
         by_type = ' | '.join(f"{r['accuracy_by_type'].get(t, float('nan')):.3f}" for t in types)
-        print(f"| {name} | {r['accuracy']:.3f} | {r['blind_baseline']:.3f} | {by_type} |")
+        print(f"| {name} | {r['accuracy']:.3f} | {r['chance']:.3f} | {r['blind_baseline']:.3f} | "
+              f'{by_type} |')
     print(f"\n{rows[0][1]['num_questions']} held-out questions per run.")
 
 

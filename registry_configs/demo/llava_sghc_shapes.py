@@ -17,8 +17,8 @@ train_dataloader = dict(
                  max_length=512, turns=8))
 optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=0.0))
 param_scheduler = dict(warmup_steps=15)
-train_cfg = dict(max_steps=200, log_interval=10)
-checkpoint = dict(interval=200)
+train_cfg = dict(max_steps=1000, log_interval=10)
+checkpoint = dict(interval=500)
 test_cfg = dict(
     vqa=dict(type='ShapesVQAEvaluator', batch_size=50, max_questions=1000,
              dataset=dict(type='ShapesVQADataset', seed=0, resolution=64, start=100000,

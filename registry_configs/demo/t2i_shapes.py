@@ -32,4 +32,6 @@ test_cfg = dict(
     shapes_geneval=dict(type='ShapesGenEvalEvaluator', n_per_tag=25, n_samples=4,
                         batch_size=100, sampling=_sampling, save_layout=True),
     shapes_geneval_random=dict(type='ShapesGenEvalEvaluator', n_per_tag=25, n_samples=4,
-                               generator='random_tokens'))
+                               generator='random_tokens'),
+    shapes_geneval_reconstruction=dict(type='ShapesGenEvalEvaluator', n_per_tag=25,
+                                       n_samples=4, generator='reconstruction'))

@@ -6,6 +6,7 @@ lmms-eval's ``lmms`` interface, so that
 runs the standard benchmarks. Registered through the ``lmms_eval.models`` entry point
 (setup.py), which lmms-eval 0.7 reads into MODEL_REGISTRY_V2. Needs the ``lmms`` extra."""
 import torch
+from lmms_eval.api.instance import GenerationResult
 from lmms_eval.api.model import lmms
 from lmms_eval.models.registry_v2 import ModelManifest
 from PIL import Image
@@ -94,7 +95,10 @@ class Unimm(lmms):
                 answers.append((target if isinstance(target, str) else target(doc)).strip())
             out += self.model.loglikelihood(convs, answers,
                                             self._images(visuals) if visuals else None)
-        return out
+        # lmms-eval 0.7.3 scores multiple choice by argmin, as its own models return a loss:
+        # hand it -log p. Its evaluator also turns any non-string response into
+        # str(response); GenerationResult passes the (score, is_greedy) pairs through.
+        return [GenerationResult(text=(-logp, greedy)) for logp, greedy in out]
 
     def generate_until_multi_round(self, requests):
         raise NotImplementedError('unimm: multi-round generation is not supported; use '

@@ -1,6 +1,7 @@
 """Held-out shapes-VQA accuracy of an understanding model: greedy one-word answers,
-exact match, by question type, next to the blind baseline (the most frequent answer of
-each question type, which is what a model that ignores the image can reach)."""
+exact match, by question type, next to two references: chance (a uniform guess among the
+answers seen for the question's type) and the blind baseline (the most frequent answer of
+each type: what a model that ignores the image can reach)."""
 from collections import Counter, defaultdict
 
 import torch
@@ -14,12 +15,16 @@ def question_type(question):
     return next((t for t in QUESTION_TYPES if question.startswith(t)), 'other')
 
 
-def blind_baseline(questions, answers):
-    """Accuracy of answering each question type with its most frequent answer."""
+def references(questions, answers):
+    """(chance, blind baseline): a uniform guess among each type's answers, and always
+    answering each type's most frequent answer."""
     by_type = defaultdict(Counter)
     for q, a in zip(questions, answers):
         by_type[question_type(q)][a] += 1
-    return sum(c.most_common(1)[0][1] for c in by_type.values()) / max(len(answers), 1)
+    n = max(len(answers), 1)
+    chance = sum(sum(c.values()) / len(c) for c in by_type.values()) / n
+    blind = sum(c.most_common(1)[0][1] for c in by_type.values()) / n
+    return chance, blind
 
 
 @METRICS.register_module()
@@ -47,8 +52,9 @@ class ShapesVQAEvaluator:
         per_type = defaultdict(list)
         for q, h in zip(questions, hits):
             per_type[question_type(q)].append(h)
-        return {'accuracy': sum(hits) / max(n, 1), 'blind_baseline': blind_baseline(
-                    questions, answers), 'num_questions': n,
+        chance, blind = references(questions, answers)
+        return {'accuracy': sum(hits) / max(n, 1), 'chance': chance, 'blind_baseline': blind,
+                'num_questions': n,
                 'accuracy_by_type': {t: sum(v) / len(v) for t, v in sorted(per_type.items())},
                 'examples': [{'question': q, 'answer': a, 'prediction': p}
                              for q, a, p in list(zip(questions, answers, preds))[:10]]}

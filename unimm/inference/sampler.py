@@ -10,7 +10,6 @@ logits give the same tokens.
 import math
 
 import torch
-import torch.nn.functional as F
 
 SCHEDULES = ('constant', 'linear', 'cosine')
 

@@ -56,3 +56,16 @@ class PretrainedMixin:
         model.load_state_dict(load_file(weights, device=str(map_location)))
         return model
 
+
+
+def load_unimm_folder(folder, what, hint='', **overrides):
+    """A unimm module saved by ``save_pretrained``, whatever its registered type (read from
+    its config.json). ``what`` names the config key in errors; ``hint`` says what to do."""
+    cfg_file = os.path.join(str(folder), PretrainedMixin.CONFIG_NAME)
+    if not os.path.isfile(cfg_file):
+        raise FileNotFoundError(f'{what}: {cfg_file} not found; give the export folder of a '
+                                f'trained tokenizer (<work_dir>/export of its training run). {hint}')
+    with open(cfg_file) as f:
+        type_ = json.load(f)['type']
+    from unimm.registry import MODELS
+    return MODELS.get(type_).from_pretrained(folder, **overrides)

@@ -3,7 +3,6 @@ caption corpus, saved as a normal HF folder that later stages load like a real S
 import math
 import os
 
-import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from torch import nn

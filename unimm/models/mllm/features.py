@@ -4,24 +4,11 @@
 ``TokenizerFeatures`` gives a unimm tokenizer's quantised features (SemHiTok: semantic ‖
 texture, or semantic only); ``ContinuousFeatures`` the raw features of an encoder (the
 LLaVA / Janus-understanding baseline on the SigLIP tower, no quantisation)."""
-import json
-import os
 
 from torch import nn
 
-from unimm.models.base import PretrainedMixin
+from unimm.models.base import PretrainedMixin, load_unimm_folder
 from unimm.registry import MODELS
-
-
-def load_unimm_folder(folder, what, **overrides):
-    """A unimm module saved by ``save_pretrained``, whatever its registered type."""
-    cfg_file = os.path.join(folder, PretrainedMixin.CONFIG_NAME)
-    if not os.path.isfile(cfg_file):
-        raise FileNotFoundError(f'{what}: {cfg_file} not found; give the export folder of a '
-                                'trained tokenizer (<work_dir>/export of its training run)')
-    with open(cfg_file) as f:
-        type_ = json.load(f)['type']
-    return MODELS.get(type_).from_pretrained(folder, **overrides)
 
 
 class _FrozenFeatures(PretrainedMixin, nn.Module):

@@ -15,41 +15,21 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from unimm.models.base import PretrainedMixin
+from unimm.models.base import PretrainedMixin, load_unimm_folder
+from unimm.models.mllm.llm import load_llm
 from unimm.registry import MODELS
 
-LLM_HINT = ('download the LLM (e.g. Qwen2.5-3B) to a local folder and name it in the config; '
+LLM_HINT = ('Download the LLM (e.g. Qwen2.5-3B) to a local folder and name it in the config; '
             'for the demo: python tools/make_tiny_lm.py --arch qwen2 --out work_dirs/tiny_qwen2')
 
 
-def load_llm(llm, attn_implementation):
-    """An HF causal LM, fp32: pretrained from a folder, or randomly initialised from an
-    architecture dict (``dict(model_type='qwen2', hidden_size=..., ...)``, for benchmarks)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-    if isinstance(llm, dict):
-        arch = dict(llm)
-        config = AutoConfig.for_model(arch.pop('model_type'), **arch)
-        return AutoModelForCausalLM.from_config(config, dtype=torch.float32,
-                                                attn_implementation=attn_implementation)
-    if not os.path.isfile(os.path.join(str(llm), 'config.json')):
-        raise FileNotFoundError(f'GenerationMLLM.llm: {llm!r} is not an HF model folder '
-                                f'(no config.json): {LLM_HINT}')
-    return AutoModelForCausalLM.from_pretrained(llm, dtype=torch.float32,
-                                                attn_implementation=attn_implementation)
-
-
 def load_image_tokenizer(folder):
-    """A frozen unimm tokenizer export (its config.json names the registered type)."""
-    cfg_file = os.path.join(str(folder), 'config.json')
-    if not os.path.isfile(cfg_file):
-        raise FileNotFoundError(
-            f'GenerationMLLM.image_tokenizer: {folder!r} is not a tokenizer export (no '
-            'config.json); train one (bash tools/run_demo.sh for the demo), or pass '
-            'image_tokenizer=None with num_semantic, sub_codes and num_image_tokens to train '
-            'on pre-tokenised shards (tools/pretokenize.py)')
-    with open(cfg_file) as f:
-        type_ = json.load(f)['type']
-    tokenizer = MODELS.get(type_).from_pretrained(folder)
+    """A frozen unimm tokenizer export."""
+    tokenizer = load_unimm_folder(
+        folder, 'GenerationMLLM.image_tokenizer',
+        hint='Train one (bash tools/run_demo.sh for the demo), or pass image_tokenizer=None '
+             'with num_semantic, sub_codes and num_image_tokens to train on pre-tokenised '
+             'shards (tools/pretokenize.py)')
     tokenizer.requires_grad_(False)
     return tokenizer.eval()
 
@@ -87,7 +67,8 @@ class GenerationMLLM(PretrainedMixin, nn.Module):
         from transformers import AutoTokenizer
         if isinstance(llm, dict) and tokenizer is None:
             raise ValueError('GenerationMLLM: an architecture dict as llm needs tokenizer=FOLDER')
-        self.llm = load_llm(dict(llm) if isinstance(llm, dict) else llm, attn_implementation)
+        self.llm = load_llm(dict(llm) if isinstance(llm, dict) else llm, attn_implementation,
+                            'GenerationMLLM.llm', LLM_HINT)
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or llm)
         self.image_tokenizer = None
         self._image_tokenizer_folder = image_tokenizer

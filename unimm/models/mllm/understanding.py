@@ -10,34 +10,21 @@ import os
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM
 
 from unimm.datasets.conversation import (IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX,
                                          get_template, tokenize_conversation)
 from unimm.datasets.llava import load_text_tokenizer
 from unimm.models.base import plain
 from unimm.models.mllm.features import load_unimm_folder
+from unimm.models.mllm.llm import load_llm
 from unimm.registry import MODELS
 
 PROJECTOR_WEIGHTS = 'projector.safetensors'
 
 
-def load_llm(llm, attn_implementation):
-    """An HF causal LM from a local folder, or randomly initialised from a config dict
-    (``dict(model_type='llama', hidden_size=..., ...)``, for benchmarks and tests)."""
-    if isinstance(llm, str):
-        if not os.path.isfile(os.path.join(llm, 'config.json')):
-            raise FileNotFoundError(
-                f'UnderstandingMLLM.llm: {llm!r} is not a Hugging Face model folder (no '
-                'config.json). Download the LLM there (e.g. `huggingface-cli download '
-                'lmsys/vicuna-7b-v1.5 --local-dir data/vicuna-7b-v1.5`) or, for the demo, '
-                'run `python tools/make_tiny_lm.py --arch llama --out work_dirs/tiny_llama`')
-        return AutoModelForCausalLM.from_pretrained(llm, dtype=torch.float32,
-                                                    attn_implementation=attn_implementation)
-    cfg = dict(llm)
-    config = AutoConfig.for_model(cfg.pop('model_type'), **cfg)
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32,
-                                            attn_implementation=attn_implementation)
+LLM_HINT = ('Download the LLM there (e.g. `huggingface-cli download lmsys/vicuna-7b-v1.5 '
+            '--local-dir data/vicuna-7b-v1.5`) or, for the demo, run `python tools/make_tiny_lm.py '
+            '--arch llama --out work_dirs/tiny_llama`')
 
 
 @MODELS.register_module()
@@ -64,7 +51,7 @@ class UnderstandingMLLM(nn.Module):
         super().__init__()
         self.vision = load_unimm_folder(vision, 'UnderstandingMLLM.vision') \
             if isinstance(vision, str) else MODELS.build(vision, path='vision')
-        self.llm = load_llm(llm, attn_implementation)
+        self.llm = load_llm(llm, attn_implementation, 'UnderstandingMLLM.llm', LLM_HINT)
         self.projector = MODELS.build(dict(projector, in_dim=self.vision.out_dim,
                                            out_dim=self.llm.config.hidden_size),
                                       path='projector')
