@@ -8,11 +8,14 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, 'tools')]
 os.environ.setdefault('DS_ACCELERATOR', 'cpu')
+LAUNCHER_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
 
 
 def run_tool(tool, *args):
     """Run tools/<tool>.py in a fresh process (as a user would); fail with its output."""
-    env = dict(os.environ, PYTHONPATH=ROOT, DS_ACCELERATOR='cpu')
+    # a fresh single process: no launcher variables inherited from an in-process run
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
+    env.update(PYTHONPATH=ROOT, DS_ACCELERATOR='cpu')
     proc = subprocess.run([sys.executable, os.path.join('tools', tool + '.py'), *map(str, args)],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]

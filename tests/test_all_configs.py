@@ -161,10 +161,13 @@ def tiny_config(config, ctx):
 
 
 # ------------------------------------------------------------------ session fixtures
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def tiny_runs(tmp_path_factory):
     """``run(config) -> (model, dataset, work_dir)``: trains a recipe's tiny twin once
-    (its exported dependencies first) and keeps the result for the session."""
+    (its exported dependencies first) and keeps the result for this module. The runners
+    join a process group in this process and set RANK / MASTER_PORT ...: both are undone
+    at the end, or later tests would see a rank and subprocesses a taken port."""
+    env = dict(os.environ)
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
     from unimm.models.mllm.tiny_lm import make_tiny_lm, shapes_corpus
@@ -193,7 +196,11 @@ def tiny_runs(tmp_path_factory):
         assert state['global_step'] == 1 and state['nonfinite_total'] == 0, (config, state)
         return runner.engine.module.eval(), runner.dataset, work_dir
 
-    return run
+    yield run
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    os.environ.clear()
+    os.environ.update(env)
 
 
 def fixed_batch(dataset):
