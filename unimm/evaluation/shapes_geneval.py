@@ -1,7 +1,8 @@
 """GenEval on the shapes world, scored exactly: the same prompt categories and rules as
 GenEval, with the shapes scorer (``unimm.datasets.shapes.score_prompt``) reading objects
-back from pixels instead of a detector. Also scores the two bounds a trained generator
-sits between: random tokens (uniform visual ids through the same decoder, the floor) and
+back from pixels instead of a detector. Also scores two references: random tokens
+(uniform visual ids through the same decoder: a generator that learned nothing; the
+scorer, like GenEval, does not penalise extra objects, so noisy decodes can pass) and
 reconstructions (a correct scene for each prompt, rendered and passed through the image
 tokenizer: the best that emitting this tokenizer's ids can score)."""
 import json
