@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from unimm.inference.sampler import (CFGSampler, cfg_scale_at, draw_tokens, filter_logits,
-                                     reference_generate)
+from unimm.inference.sampler import (CFGSampler, _argmax, cfg_scale_at, draw_tokens,
+                                     filter_logits, reference_generate)
 from unimm.models.mllm.tiny_lm import make_tiny_lm
 from unimm.registry import MODELS
 
@@ -75,6 +75,16 @@ SETTINGS = [dict(cfg_scale=3.0, temperature=1.0, seed=1),
             dict(cfg_scale=1.0, temperature=1.2, top_p=0.8, seed=3, guided=False)]
 
 
+def test_two_level_argmax_equals_argmax():
+    torch.manual_seed(0)
+    x = torch.randn(5, 3 * 2048)
+    x[1, :4096] = float('-inf')
+    x[2, 7] = x[2, 5000] = 100.0  # ties: the first index, as torch.argmax
+    assert torch.equal(_argmax(x), x.argmax(-1))
+    assert _argmax(x)[2] == 7
+    assert torch.equal(_argmax(x[:, :2050]), x[:, :2050].argmax(-1))  # no chunking
+
+
 @pytest.mark.parametrize('head', ['FlatVisualHead', 'FactorizedVisualHead'])
 def test_fast_sampler_emits_the_reference_loop_tokens(tiny_generator, head):
     model = tiny_generator(head)
@@ -124,3 +134,29 @@ def test_sampler_rejects_bad_requests(tiny_generator):
         sampler.generate(prompts, [])
     with pytest.raises(ValueError, match='top_p'):
         sampler.generate(prompts, top_p=0.0)
+
+
+def test_gqa_decode_attention_equals_hf_sdpa(tiny_generator):
+    """The grouped decode attention gives HF SDPA's hidden states (left padding, a
+    static cache, 2 query heads per KV head), and the model is back on SDPA after."""
+    from transformers import StaticCache
+
+    from unimm.inference.attention import gqa_decode_attention_for
+    model = tiny_generator('FlatVisualHead')
+    llm = model.llm.model
+    ids = torch.tensor([[0, 0, 5, 6, 7], [1, 2, 3, 4, 5]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1] * 5])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+    def decode(grouped):
+        cache = StaticCache(config=model.llm.config, max_cache_len=8)
+        full = torch.zeros(2, 8, dtype=torch.long)
+        full[:, :5] = mask
+        full[:, 5] = 1
+        with torch.no_grad(), gqa_decode_attention_for(model.llm, grouped):
+            llm(input_ids=ids, attention_mask=full, position_ids=positions, cache=cache)
+            return llm(input_ids=torch.tensor([[9], [10]]), attention_mask=full,
+                       position_ids=positions[:, -1:] + 1, cache=cache).last_hidden_state
+    grouped = decode(True)
+    assert model.llm.config._attn_implementation == 'sdpa'
+    torch.testing.assert_close(grouped, decode(False), rtol=1e-5, atol=1e-5)

@@ -13,6 +13,7 @@ from unimm.datasets.shapes import (BACKGROUND, COLOURS, GENEVAL_TAGS, KINDS, PAL
                                    ShapesWorld, parse_image, relative_position, render,
                                    sample_geneval_prompts, sample_scene, scene_from_prompt,
                                    score_caption_attributes, score_prompt, vqa_pairs)
+from unimm.datasets.shapes.scorer import clutter
 from unimm.datasets.transforms import pil_to_tensor
 from unimm.registry import DATASETS
 
@@ -211,3 +212,29 @@ def test_datasets_build_from_registry():
 
     prompts = DATASETS.build(dict(type='ShapesGenEvalPrompts', n_per_tag=4))
     assert len(prompts) == 24 and list(prompts) == sample_geneval_prompts(0, 4)
+
+
+def test_strict_scorer_fails_noise_that_a_pixel_parser_reads_as_shapes():
+    """Coloured blobs sprinkled around a correct scene pass the GenEval rules (extra
+    objects are allowed) but not the strict parse check; the clean scene passes both."""
+    rng = np.random.default_rng(0)
+    for prompt, scene in prompts_with_scenes('single_object'):
+        clean = render(scene, 64)
+        noisy, background = np.asarray(clean).copy(), (np.asarray(clean) == BACKGROUND).all(-1)
+        specks = noisy.copy()
+        for image, side, count in ((noisy, 4, 8), (specks, 2, 30)):
+            free, placed = background.copy(), 0
+            while placed < count:  # blobs of palette colour on empty background
+                y, x = rng.integers(1, 63 - side, size=2)
+                if free[y - 1:y + side + 1, x - 1:x + side + 1].all():
+                    image[y:y + side, x:x + side] = list(PALETTE.values())[
+                        rng.integers(len(PALETTE))]
+                    free[y - 1:y + side + 1, x - 1:x + side + 1] = False
+                    placed += 1
+        assert score_prompt(clean, prompt)['correct']
+        for image, why in ((noisy, 'shapes (scenes hold'), (specks, 'unexplained foreground')):
+            image = Image.fromarray(image)
+            assert score_prompt(image, prompt, strict=False)['correct'], prompt
+            failed = score_prompt(image, prompt)
+            assert not failed['correct'] and why in failed['reasons'][0], prompt
+        assert clutter(clean, parse_image(clean)) == pytest.approx(0.0, abs=1e-9)

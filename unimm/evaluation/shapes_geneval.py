@@ -2,7 +2,7 @@
 GenEval, with the shapes scorer (``unimm.datasets.shapes.score_prompt``) reading objects
 back from pixels instead of a detector. Also scores two references: random tokens
 (uniform visual ids through the same decoder: a generator that learned nothing; the
-scorer, like GenEval, does not penalise extra objects, so noisy decodes can pass) and
+strict scorer fails the noise it decodes to, see ``parse_failures``) and
 reconstructions (a correct scene for each prompt, rendered and passed through the image
 tokenizer: the best that emitting this tokenizer's ids can score)."""
 import json

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from unimm.inference.attention import gqa_decode_attention_for
+
 SCHEDULES = ('constant', 'linear', 'cosine')
 
 
@@ -44,16 +46,27 @@ def filter_logits(logits, top_k=0, top_p=1.0):
 
 def draw_tokens(logits_cond, logits_uncond, scale, temperature=1.0, top_k=0, top_p=1.0):
     """Guided logits ``u + s * (c - u)``, then temperature, top-k / top-p, and one draw
-    per row from the global RNG (exponential race: argmax p / E, E ~ Exp(1), which is
+    per row from the global RNG (exponential race: argmax of log p - log E, E ~ Exp(1),
     a categorical draw without a sync); temperature 0 is greedy."""
     logits = logits_cond.float()
     if logits_uncond is not None:
         logits = logits_uncond.float() + scale * (logits - logits_uncond.float())
     if temperature == 0:
-        return logits.argmax(-1)
-    probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
-    race = torch.empty_like(probs).exponential_()
-    return (probs / race).argmax(-1)
+        return _argmax(logits)
+    # log p up to a per-row constant, which the argmax ignores (-inf: filtered out)
+    logits = filter_logits(logits / temperature, top_k, top_p)
+    return _argmax(logits - torch.empty_like(logits).exponential_().log())
+
+
+def _argmax(x, chunk=2048):
+    """``x.argmax(-1)`` as two reductions (within chunks, then across), so a GPU spreads
+    one long row over many blocks instead of one."""
+    n = x.shape[-1]
+    if n <= chunk or n % chunk:
+        return x.argmax(-1)
+    best, where = x.unflatten(-1, (n // chunk, chunk)).max(-1)
+    block = best.argmax(-1, keepdim=True)
+    return (block * chunk + where.gather(-1, block)).squeeze(-1)
 
 
 def _left_pad(prompts, pad_id, device):
@@ -127,25 +140,42 @@ def reference_generate(model, prompts, uncond=None, **sampling):
     return torch.stack(tokens, dim=1)
 
 
+# torch.compile options of the decode step; all replay it as a CUDA graph
+COMPILE_TUNING = {
+    'default': {'triton.cudagraphs': True},  # = mode='reduce-overhead'
+    # gpt-fast's setting: tunes the fused kernels' block sizes
+    'coordinate_descent': {'triton.cudagraphs': True, 'coordinate_descent_tuning': True},
+    # also autotunes Triton GEMM templates against cuBLAS (minutes of compilation)
+    'max_autotune': {'triton.cudagraphs': True, 'coordinate_descent_tuning': True,
+                     'max_autotune': True},
+}
+
+
 class CFGSampler:
     """Fast CFG sampling for a `GenerationMLLM`-like model (``llm``, ``visual_head``,
     ``text_vocab``, ``num_image_tokens``, ``tokenizer``).
 
     The KV cache is an HF `StaticCache` sized for ``max_batch`` prompts (x2 rows with
     guidance) of up to ``max_prompt_len`` tokens plus the image; on CUDA the decode
-    step is compiled with ``torch.compile(mode='reduce-overhead')`` (CUDA graphs), with
-    guidance and sampling inside the graph. ``compile=False`` runs the same step eagerly
-    (the CPU default), which draws exactly like `reference_generate`."""
+    step is compiled with CUDA graphs (``torch.compile`` options ``COMPILE_TUNING[tuning]``),
+    with guidance and sampling inside the graph. ``compile=False`` runs the same step
+    eagerly (the CPU default), which draws exactly like `reference_generate`.
+    ``gqa_decode`` runs attention through `gqa_decode_attention` (no ``repeat_kv`` of
+    the cache); False keeps HF's SDPA (a benchmark comparison)."""
 
-    def __init__(self, model, max_batch=1, max_prompt_len=128, compile=None):
+    def __init__(self, model, max_batch=1, max_prompt_len=128, compile=None,
+                 tuning='coordinate_descent', gqa_decode=True):
+        if tuning not in COMPILE_TUNING:
+            raise ValueError(f'tuning {tuning!r} is not one of {sorted(COMPILE_TUNING)}')
         self.model = model
         self.max_batch = max_batch
         self.max_prompt_len = max_prompt_len
+        self.gqa_decode = gqa_decode
         self.device = model.llm.device
         self.compile = self.device.type == 'cuda' if compile is None else compile
         self._cache = None
-        self._step_fn = torch.compile(self._decode_step, mode='reduce-overhead',
-                                      fullgraph=True, dynamic=False) \
+        self._step_fn = torch.compile(self._decode_step, fullgraph=True, dynamic=False,
+                                      options=COMPILE_TUNING[tuning]) \
             if self.compile else self._decode_step
 
     def _cache_for(self, rows):
@@ -189,15 +219,13 @@ class CFGSampler:
         full_mask[:, :length] = mask
         self._opts = opts
         out_ids = torch.empty(batch, n, dtype=torch.long, device=self.device)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []):
+        # on the device up front: a host scalar per step would sync the stream
+        scales = torch.tensor([opts.scale(step, n) for step in range(n)], device=self.device)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []), \
+                gqa_decode_attention_for(model.llm, self.gqa_decode):
             torch.manual_seed(opts.seed)
-            out = model.llm.model(input_ids=ids, attention_mask=full_mask, position_ids=positions,
-                                  cache=cache, use_cache=True)
-            hc, hu = _split(out.last_hidden_state[:, -1], batch, guided)
-            g = model.visual_head.sample(hc, hu, opts.draw(opts.scale(0, n)))
+            g = self._decode_step(ids, positions, full_mask, scales[0], cache, batch, guided)
             positions = positions[:, -1:].clone()
-            # on the device up front: a host scalar per step would sync the stream
-            scales = torch.tensor([opts.scale(step, n) for step in range(n)], device=self.device)
             for step in range(1, n):
                 out_ids[:, step - 1] = g
                 full_mask[:, length + step - 1] = 1
