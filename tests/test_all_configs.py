@@ -19,6 +19,7 @@ How a recipe is made tiny (in-process, one shared tiny SigLIP and one tiny LM):
 Then: the step ran with finite losses; the model reloaded from the export folder gives
 the same encode ids (tokenizers) and the same eval-mode loss on a fixed batch (all)."""
 import functools
+import itertools
 import json
 import math
 import os
@@ -95,6 +96,7 @@ TINY = {
                                            vocab_dataset=dict(n['vocab_dataset'], length=50)),
     'UnderstandingMLLM': _llm_owner,
     'GenerationMLLM': _llm_owner,
+    'UnifiedMLLM': _llm_owner,
 }
 SIZE_FREE = {'SemHiTok', 'JointTokenizer', 'PixelVQTokenizer', 'DualCodebookTokenizer',
              'DualEncoderTokenizer', 'TokenizerFeatures', 'ContinuousFeatures',
@@ -113,9 +115,15 @@ def _conversations(node, ctx):
                 num_image_tokens=TOKENS, max_length=256, turns=2)
 
 
+def _mixed(node, ctx):
+    return dict(node, understanding=_conversations(node['understanding'], ctx),
+                generation=_images(node['generation'], ctx))
+
+
 TINY_DATASETS = {'ImageFolderDataset': _images, 'ShapesCaptionDataset': _images,
                  'WebDatasetShards': _images, 'PretokenizedT2IShards': _images,
-                 'LLaVADataset': _conversations, 'ShapesLLaVADataset': _conversations}
+                 'LLaVADataset': _conversations, 'ShapesLLaVADataset': _conversations,
+                 'MixedTaskDataset': _mixed}
 
 
 def shrink(node, ctx, where):
@@ -207,7 +215,9 @@ def fixed_batch(dataset):
     from unimm.datasets.collate import collate_skip_corrupt
     from unimm.engine.runner import move_batch
     collate = getattr(dataset, 'collate_fn', collate_skip_corrupt)
-    batch = collate([dataset[i] for i in range(2)])
+    items = list(itertools.islice(dataset, 2)) \
+        if isinstance(dataset, torch.utils.data.IterableDataset) else [dataset[i] for i in range(2)]
+    batch = collate(items)
     batch.pop('num_skipped', None)
     return move_batch(batch, torch.device('cpu'), torch.float32)
 

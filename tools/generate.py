@@ -1,8 +1,8 @@
-"""Generate images from a caption with a trained text-to-image model:
+"""Generate images from a caption with a trained text-to-image or unified model:
 
 python tools/generate.py CONFIG CHECKPOINT --prompt "a photo of a red circle" --n 4
 
-CHECKPOINT is an exported GenerationMLLM folder (<work_dir>/export). Writes
+CHECKPOINT is an exported GenerationMLLM or UnifiedMLLM folder (<work_dir>/export). Writes
 <out>/<prompt slug>_<k>.png, sampled with classifier-free guidance by the fast sampler."""
 import argparse
 import os
@@ -14,9 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from unimm.engine.config import load_config  # noqa: E402
 from unimm.evaluation.recon import to_uint8  # noqa: E402
-from unimm.registry import MODELS  # noqa: E402
+from unimm.models.mllm.llm import load_exported  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,11 +38,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config)
-    if not os.path.isdir(args.checkpoint):
-        raise FileNotFoundError(f'{args.checkpoint} is not a folder: pass the exported model '
-                                'folder that tools/train.py writes to <work_dir>/export')
-    model = MODELS.get(cfg.model.type).from_pretrained(args.checkpoint)
+    model = load_exported(args.config, args.checkpoint)
     cuda = torch.cuda.is_available()
     model.to('cuda' if cuda else 'cpu').eval()
     if cuda or args.bf16:

@@ -1,5 +1,7 @@
 """Train any unimm recipe: python tools/train.py CONFIG [--work-dir] [--resume auto|PATH]
-[--cfg-options k=v ...]. Launch on several GPUs with `deepspeed` or `torchrun`."""
+[--cfg-options k=v ...]. Launch on several GPUs or nodes with `torchrun` or `deepspeed`
+(docs/distributed.md); `--cfg-options train_cfg.global_batch_size=N` keeps the global
+batch whatever the number of GPUs, and a checkpoint resumes on any number of them."""
 import argparse
 import os
 import sys

@@ -1,15 +1,25 @@
 """Checkpoints that survive a kill mid-save: a checkpoint counts only once its
-`complete.json` marker exists, and the marker is written last, atomically."""
+`complete.json` marker exists, and the marker is written last, atomically.
+
+A checkpoint records the world size that saved it. Resumed on another world size, the
+ZeRO-partitioned engines (stage >= 1) go through DeepSpeed's universal checkpoint:
+``deepspeed.checkpoint.ds_to_universal`` converts ``<ckpt>/<engine>`` once (rank 0) into
+``<ckpt>/universal/<engine>``, and the engines, initialised with
+``checkpoint.load_universal``, load that; buffers (EMA codebooks, ...) and frozen weights,
+which a universal checkpoint does not carry, come from the saved model states."""
+import glob
 import json
 import os
 import random
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 MARKER = 'complete.json'
+UNIVERSAL = 'universal'
 
 
 def _atomic_write_json(path, obj):
@@ -70,6 +80,83 @@ def set_rng_state(tensors, meta):
     random.setstate((version, tuple(internal), gauss_next))
 
 
+def saved_world_size(path):
+    """The data-parallel world size that saved checkpoint ``path`` (its marker's record;
+    for checkpoints from before it was recorded, the number of per-rank RNG files)."""
+    with open(os.path.join(path, MARKER)) as f:
+        marker = json.load(f)
+    if 'world_size' in marker:
+        return int(marker['world_size'])
+    return len(glob.glob(os.path.join(path, 'rng_rank*.safetensors')))
+
+
+def _broadcast_error(message):
+    """Rank 0's error message (or None) on every rank, so all ranks fail together."""
+    box = [message]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def convert_to_universal(path, names, workers=1):
+    """Collective: make ``<path>/universal/<name>`` (DeepSpeed universal format) for each
+    engine ``name`` of checkpoint ``path`` (rank 0 converts, once); return its root."""
+    root = os.path.join(path, UNIVERSAL)
+    error = None
+    if torch.distributed.get_rank() == 0 and not os.path.isfile(os.path.join(root, MARKER)):
+        try:
+            from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
+            tmp = f'{root}.tmp{os.getpid()}'
+            shutil.rmtree(tmp, ignore_errors=True)
+            for name in names:
+                ds_to_universal(SimpleNamespace(
+                    input_folder=os.path.join(path, name), output_folder=os.path.join(tmp, name),
+                    num_extract_workers=workers, num_merge_workers=workers,
+                    keep_temp_folder=False, strict=True, inject_missing_state=True))
+            _atomic_write_json(os.path.join(tmp, MARKER), {'engines': list(names)})
+            shutil.rmtree(root, ignore_errors=True)
+            os.replace(tmp, root)
+        except Exception as err:  # reported on every rank below
+            error = f'{type(err).__name__}: {err}'
+    error = _broadcast_error(error)
+    if error:
+        raise RuntimeError(f'cannot convert {path} to a DeepSpeed universal checkpoint for a '
+                           f'different world size ({error}); resume on the world size that '
+                           'saved it, or start from its exported weights')
+    torch.distributed.barrier()
+    return root
+
+
+def restore_unpartitioned_state(engine, path):
+    """Buffers (and, below ZeRO-3, frozen weights) from DeepSpeed's saved model states of
+    ``path`` into ``engine.module``: a universal load restores only optimised weights."""
+    files = sorted(glob.glob(os.path.join(path, '*model_states.pt')))
+    if not files:
+        raise FileNotFoundError(f'no DeepSpeed model states in {path}')
+    saved = engine.checkpoint_engine.load(files[0], map_location='cpu')['module']
+    module = engine.module
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    params = dict(module.named_parameters())
+    partitioned = engine.zero_optimization_partition_weights()
+    keep = {k: v for k, v in saved.items() if k not in trainable and not (
+        partitioned and k in params)}
+    unexpected = module.load_state_dict(keep, strict=False).unexpected_keys
+    if unexpected:
+        raise RuntimeError(f'{path}: saved state not in the model: {unexpected[:5]}')
+
+
+def fix_universal_optimizer_state(engine, groups):
+    """Undo two slips of DeepSpeed 0.19.8's ZeRO-3 universal load: every param group gets
+    the first group's settings (``groups``: each group's own, taken before the load), and
+    all groups share ONE ``step`` tensor, which the optimizer then increments once per
+    group per step (wrong bias correction from the second group on)."""
+    if engine.zero_optimization_partition_weights():
+        for group, own in zip(engine.optimizer.param_groups, groups):
+            group.update(own)
+    for state in engine.optimizer.optimizer.state.values():
+        if torch.is_tensor(state.get('step')):
+            state['step'] = state['step'].clone()
+
+
 class CheckpointManager:
     """Saves/loads DeepSpeed engines plus the runner's own state under ``root/step_N``."""
 
@@ -85,8 +172,11 @@ class CheckpointManager:
         if rank == 0 and os.path.isdir(path):
             shutil.rmtree(path)  # an incomplete leftover of a killed save
         torch.distributed.barrier()
+        from deepspeed.checkpoint import UNIVERSAL_CHECKPOINT_INFO
         for name, engine in engines.items():
-            engine.save_checkpoint(path, tag=name, save_latest=False)
+            # the (empty) info marks the checkpoint convertible by ds_to_universal
+            engine.save_checkpoint(path, tag=name, save_latest=False,
+                                   client_state={UNIVERSAL_CHECKPOINT_INFO: {}})
         tensors, meta = rng_state()
         save_file(tensors, os.path.join(path, f'rng_rank{rank}.safetensors'))
         with open(os.path.join(path, f'rng_rank{rank}.json'), 'w') as f:
@@ -99,19 +189,37 @@ class CheckpointManager:
                 json.dump(runner_state, f, indent=2)
         torch.distributed.barrier()
         if rank == 0:
-            _atomic_write_json(os.path.join(path, MARKER), {'global_step': step})
+            _atomic_write_json(os.path.join(path, MARKER), {
+                'global_step': step, 'world_size': torch.distributed.get_world_size()})
             self._prune()
         torch.distributed.barrier()
         return path
 
-    def load(self, path, engines):
-        """Restore the engines; returns (runner_state, extra tensors by name)."""
+    def load(self, path, engines, universal=()):
+        """Restore the engines (those named in ``universal`` from ``path/universal``, see
+        `convert_to_universal`); returns (runner_state, extra tensors by name)."""
         rank = torch.distributed.get_rank()
         for name, engine in engines.items():
-            loaded, _ = engine.load_checkpoint(path, tag=name, load_optimizer_states=True,
-                                               load_lr_scheduler_states=True)
+            where = os.path.join(path, UNIVERSAL) if name in universal else path
+            groups = [{k: v for k, v in g.items() if k not in ('params', 'lr', 'initial_lr')}
+                      for g in engine.optimizer.param_groups]
+            try:
+                loaded, _ = engine.load_checkpoint(where, tag=name, load_optimizer_states=True,
+                                                   load_lr_scheduler_states=True)
+            except IndexError as err:
+                if name not in universal:
+                    raise
+                # DeepSpeed 0.19.8 (base_optimizer.load_hp_checkpoint_state_from_checkpoint_dir)
+                raise RuntimeError(
+                    f'DeepSpeed could not load the universal checkpoint of {name!r} on rank '
+                    f'{rank}: its ZeRO partition holds no element of some parameter group (a '
+                    'group with fewer elements than ranks, e.g. a lone bias); resume on the '
+                    'world size that saved it') from err
             if loaded is None:
-                raise RuntimeError(f'DeepSpeed could not load {name!r} from {path}')
+                raise RuntimeError(f'DeepSpeed could not load {name!r} from {where}')
+            if name in universal:
+                restore_unpartitioned_state(engine, os.path.join(path, name))
+                fix_universal_optimizer_state(engine, groups)
         with open(os.path.join(path, 'runner_state.json')) as f:
             state = json.load(f)
         rng_file = os.path.join(path, f'rng_rank{rank}.safetensors')
@@ -120,7 +228,8 @@ class CheckpointManager:
                 set_rng_state(load_file(rng_file), json.load(f))
         extras = {}
         for fname in os.listdir(path):
-            if fname.endswith('.safetensors') and not fname.startswith('rng_rank'):
+            if fname.endswith('.safetensors') and not fname.startswith('rng_rank') and \
+                    os.path.isfile(os.path.join(path, fname)):
                 extras[fname[:-len('.safetensors')]] = load_file(os.path.join(path, fname))
         return state, extras
 

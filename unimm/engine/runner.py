@@ -8,6 +8,8 @@ import random
 import signal
 import socket
 import time
+import warnings
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -17,7 +19,8 @@ import deepspeed  # noqa: E402
 
 from unimm.datasets.collate import collate_skip_corrupt  # noqa: E402
 from unimm.datasets.samplers import length_grouped_indices  # noqa: E402
-from unimm.engine.checkpoint import CheckpointManager, resolve_resume  # noqa: E402
+from unimm.engine.checkpoint import (CheckpointManager, convert_to_universal,  # noqa: E402
+                                     resolve_resume, saved_world_size)
 from unimm.engine.ema import EMA  # noqa: E402
 from unimm.engine.logger import MetricLogger  # noqa: E402
 from unimm.registry import DATASETS, MODELS  # noqa: E402
@@ -135,10 +138,57 @@ def param_groups(module, weight_decay):
     return [g for g in groups if g['params']]
 
 
-class Runner:
-    """Builds everything a config names and trains it; see docs/architecture.md."""
+def epoch_loader(dataset, loader_opts, batch_size, epoch, seed, rank=0, world_size=1,
+                 skip_batches=0):
+    """This rank's batches of ``epoch`` from batch ``skip_batches`` on: a map dataset split
+    like DistributedSampler (rank r takes items r, r + world_size, ... of the epoch's
+    permutation, so the ranks' k-th batches together are the single-rank run's k-th batch
+    of ``world_size`` times the size) or length-grouped; an iterable one sharded by rank
+    and worker. ``loader_opts``: the config's train_dataloader keys besides dataset and
+    batch_size (shuffle, drop_last, group_by_length, DataLoader arguments)."""
+    opts = dict(loader_opts)
+    shuffle = opts.pop('shuffle', True)
+    drop_last = opts.pop('drop_last', True)
+    collate = getattr(dataset, 'collate_fn', collate_skip_corrupt)
+    if hasattr(dataset, 'set_epoch'):
+        dataset.set_epoch(epoch)
+    # its own generator: creating a loader iterator must not draw from the global RNG,
+    # or a resumed run's dropout masks would differ from the uninterrupted run's
+    opts['generator'] = torch.Generator().manual_seed(seed * 100003 + epoch)
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size,
+                                             collate_fn=collate, drop_last=drop_last, **opts)
+        it = iter(loader)
+        for _ in range(skip_batches):
+            next(it, None)
+        return it
+    if opts.pop('group_by_length', False):
+        if not hasattr(dataset, 'lengths'):
+            raise ConfigError('train_dataloader.group_by_length: '
+                              f'{type(dataset).__name__} has no `lengths` to group by')
+        indices = length_grouped_indices(dataset.lengths, batch_size, world_size, rank, seed,
+                                         epoch, drop_last)
+    else:
+        sampler = torch.utils.data.DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+            drop_last=drop_last)
+        sampler.set_epoch(epoch)
+        indices = list(sampler)
+    n_batches = len(indices) // batch_size if drop_last else math.ceil(len(indices) / batch_size)
+    indices = indices[skip_batches * batch_size:n_batches * batch_size]
+    return iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=indices,
+                                            collate_fn=collate, drop_last=drop_last, **opts))
 
-    def __init__(self, cfg, work_dir, resume=None):
+
+class Runner:
+    """Builds everything a config names and trains it; see docs/architecture.md and
+    docs/distributed.md (world sizes, global batch, resuming on another world size).
+
+    ``dataset`` replaces the config's ``train_dataloader.dataset`` (benchmarks feed
+    synthetic data); ``build_device`` builds the networks directly on that device (fast
+    random initialisation of billion-parameter models) instead of the CPU."""
+
+    def __init__(self, cfg, work_dir, resume=None, dataset=None, build_device=None):
         self.cfg = cfg
         self.work_dir = os.path.abspath(work_dir)
         self.device = init_distributed()
@@ -159,24 +209,41 @@ class Runner:
                                        max_keep=int(ckpt.get('max_keep', 3)))
 
         seed_everything(self.seed)  # identical initial weights on every rank
-        self.model = MODELS.build(cfg.model, path='model')
-        self.disc = MODELS.build(cfg.discriminator, path='discriminator') \
-            if cfg.get('discriminator') else None
+        with torch.device(build_device) if build_device is not None else nullcontext():
+            self.model = MODELS.build(cfg.model, path='model')
+            self.disc = MODELS.build(cfg.discriminator, path='discriminator') \
+                if cfg.get('discriminator') else None
         seed_everything(self.seed + self.rank)
 
         self.loader_cfg = dict(cfg.train_dataloader)
-        self.dataset = DATASETS.build(self.loader_cfg.pop('dataset'),
-                                      path='train_dataloader.dataset')
-        self.batch_size = int(self.loader_cfg.pop('batch_size'))
+        dataset_cfg = self.loader_cfg.pop('dataset')
+        self.dataset = dataset if dataset is not None else DATASETS.build(
+            dataset_cfg, path='train_dataloader.dataset')
         self.accum = int(cfg.optim_wrapper.get('accumulative_counts', 1))
+        self.batch_size = self._micro_batch_size(train_cfg,
+                                                 int(self.loader_cfg.pop('batch_size')))
+        self.global_batch_size = self.batch_size * self.world_size * self.accum
         self.max_steps = self._max_steps(train_cfg)
+
+        self.resumed_from = resolve_resume(resume, self.ckpts.root)
+        self.saved_world_size = saved_world_size(self.resumed_from) if self.resumed_from \
+            else self.world_size
+        stages = {'model': self.zero_stage, 'discriminator': min(self.zero_stage, 2)}
+        # ZeRO >= 1 partitions optimizer states over the ranks that saved them: a resume on
+        # another world size loads DeepSpeed's universal checkpoint instead
+        universal = {name for name, stage in stages.items()
+                     if stage >= 1 and self.saved_world_size != self.world_size}
+        if not self.disc:
+            universal.discard('discriminator')
+        load_universal = {'checkpoint': {'load_universal': True}}
 
         optim = dict(cfg.optim_wrapper)
         wd = float(optim.get('optimizer', {}).get('weight_decay', 0.0))
         self.engine, *_ = deepspeed.initialize(
             model=self.model, model_parameters=param_groups(self.model, wd),
-            config=ds_config(cfg, optim, self.batch_size, self.max_steps, self.zero_stage,
-                             self.precision))
+            config=deep_update(ds_config(cfg, optim, self.batch_size, self.max_steps,
+                                         stages['model'], self.precision),
+                               load_universal if 'model' in universal else {}))
         self.engines = {'model': self.engine}
         if self.disc is not None:
             doptim = dict(cfg.get('disc_optim_wrapper') or optim)
@@ -184,8 +251,9 @@ class Runner:
             # the small discriminator stays at ZeRO <= 2 (its raw module is used in the G step)
             self.disc_engine, *_ = deepspeed.initialize(
                 model=self.disc, model_parameters=param_groups(self.disc, dwd),
-                config=ds_config(cfg, doptim, self.batch_size, self.max_steps,
-                                 min(self.zero_stage, 2), self.precision))
+                config=deep_update(ds_config(cfg, doptim, self.batch_size, self.max_steps,
+                                             stages['discriminator'], self.precision),
+                                   load_universal if 'discriminator' in universal else {}))
             self.engines['discriminator'] = self.disc_engine
             self._disc_trainable = [p for p in self.disc.parameters() if p.requires_grad]
         self._forward_kwargs = set(inspect.signature(self.model.forward).parameters)
@@ -199,12 +267,45 @@ class Runner:
         self.state = {'global_step': 0, 'epoch': 0, 'batches_in_epoch': 0,
                       'nonfinite_total': 0, 'nonfinite_streak': 0, 'skipped_in_epoch': 0,
                       'skipped_total': 0}
-        self.resumed_from = resolve_resume(resume, self.ckpts.root)
         if self.resumed_from:
-            self.state, extras = self.ckpts.load(self.resumed_from, self.engines)
+            if universal:
+                convert_to_universal(self.resumed_from, sorted(universal))
+            self.state, extras = self.ckpts.load(self.resumed_from, self.engines, universal)
+            self._rescale_epoch_position()
             if self.ema is not None and 'ema' in extras:
                 self.ema.load_state_dict(extras['ema'])
         self._stop_signal = None
+        self.logger = MetricLogger(self.work_dir, self.max_steps, enabled=False)  # until train()
+
+    def _micro_batch_size(self, train_cfg, per_rank):
+        """Per-rank batch: ``train_dataloader.batch_size``, or, when
+        ``train_cfg.global_batch_size`` is set, that / (world size x accumulative_counts),
+        so runs on any number of ranks step on the same samples."""
+        total = train_cfg.get('global_batch_size')
+        if total is None:
+            return per_rank
+        total, ways = int(total), self.world_size * self.accum
+        if total % ways:
+            raise ConfigError(f'train_cfg.global_batch_size: {total} is not divisible by world '
+                              f'size {self.world_size} x optim_wrapper.accumulative_counts '
+                              f'{self.accum}')
+        return total // ways
+
+    def _rescale_epoch_position(self):
+        """A checkpoint of another world size / batch: keep the epoch position in samples."""
+        saved_ranks = int(self.state.get('world_size', self.saved_world_size))
+        saved = saved_ranks * int(self.state.get('batch_size', self.batch_size))
+        now = self.world_size * self.batch_size
+        samples = self.state['batches_in_epoch'] * saved
+        if samples % now:
+            warnings.warn(f'resuming at {samples} samples into epoch {self.state["epoch"]}, not '
+                          f'a multiple of the new {now} samples per micro-step: '
+                          f'{samples % now} samples of the epoch are skipped')
+        self.state['batches_in_epoch'] = samples // now
+        if saved_ranks != self.world_size and \
+                isinstance(self.dataset, torch.utils.data.IterableDataset):
+            warnings.warn('streamed (iterable) data is split over ranks by shard: with another '
+                          'world size the rest of this epoch is not the uninterrupted order')
 
     # ---------------------------------------------------------------- data
     def _max_steps(self, train_cfg):
@@ -217,41 +318,8 @@ class Runner:
 
     def _epoch_loader(self, epoch, skip_batches):
         """A DataLoader for ``epoch`` that starts after ``skip_batches`` batches."""
-        opts = dict(self.loader_cfg)
-        shuffle = opts.pop('shuffle', True)
-        drop_last = opts.pop('drop_last', True)
-        collate = getattr(self.dataset, 'collate_fn', collate_skip_corrupt)
-        if hasattr(self.dataset, 'set_epoch'):
-            self.dataset.set_epoch(epoch)
-        # its own generator: creating a loader iterator must not draw from the global RNG,
-        # or a resumed run's dropout masks would differ from the uninterrupted run's
-        opts['generator'] = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-        if isinstance(self.dataset, torch.utils.data.IterableDataset):
-            loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size,
-                                                 collate_fn=collate, drop_last=drop_last, **opts)
-            it = iter(loader)
-            for _ in range(skip_batches):
-                next(it, None)
-            return it
-        if opts.pop('group_by_length', False):
-            if not hasattr(self.dataset, 'lengths'):
-                raise ConfigError('train_dataloader.group_by_length: '
-                                  f'{type(self.dataset).__name__} has no `lengths` to group by')
-            indices = length_grouped_indices(self.dataset.lengths, self.batch_size,
-                                             self.world_size, self.rank, self.seed, epoch,
-                                             drop_last)
-        else:
-            sampler = torch.utils.data.DistributedSampler(
-                self.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=shuffle,
-                seed=self.seed, drop_last=drop_last)
-            sampler.set_epoch(epoch)
-            indices = list(sampler)
-        n_batches = len(indices) // self.batch_size if drop_last else \
-            math.ceil(len(indices) / self.batch_size)
-        indices = indices[skip_batches * self.batch_size:n_batches * self.batch_size]
-        return iter(torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size,
-                                                sampler=indices, collate_fn=collate,
-                                                drop_last=drop_last, **opts))
+        return epoch_loader(self.dataset, self.loader_cfg, self.batch_size, epoch, self.seed,
+                            self.rank, self.world_size, skip_batches)
 
     def _batches(self):
         """Yield batches forever from the resume point, tracking epoch and position."""
@@ -289,6 +357,12 @@ class Runner:
         if self.disc is not None:
             kwargs['discriminator'] = self.disc_engine.module
         return self.engine(batch, **kwargs)
+
+    def train_step(self, batch):
+        """One micro-step (forward, backward, optimizer step of the model and, for a GAN,
+        the discriminator) on a host ``batch``, outside the training loop (benchmarks).
+        Returns the step's scalars, or None when a non-finite loss skipped it."""
+        return self._micro_step(move_batch(batch, self.device, self.dtype))
 
     def _micro_step(self, batch):
         """Forward/backward/step of the model (and discriminator). False if skipped."""
@@ -332,6 +406,7 @@ class Runner:
         self._stop_signal = signum
 
     def save_checkpoint(self):
+        self.state.update(world_size=self.world_size, batch_size=self.batch_size)
         extras = {'ema': self.ema.state_dict()} if self.ema is not None else None
         path = self.ckpts.save(self.state['global_step'], self.engines, self.state, extras)
         self.logger.event(self.state['global_step'], checkpoint=path)
@@ -343,9 +418,12 @@ class Runner:
                                    enabled=self.rank == 0,
                                    tensorboard=(self.cfg.get('log_cfg') or {}).get(
                                        'tensorboard', True))
+        self.logger.message(f'{self.world_size} rank(s) x batch {self.batch_size} x '
+                            f'{self.accum} accumulation = global batch {self.global_batch_size}')
         if self.resumed_from:
-            self.logger.message(f'resumed from {self.resumed_from} '
-                                f'(step {self.state["global_step"]})')
+            self.logger.message(f'resumed from {self.resumed_from} (step '
+                                f'{self.state["global_step"]}, saved on {self.saved_world_size} '
+                                'rank(s))')
         previous = signal.signal(signal.SIGTERM, self._on_signal)
         try:
             self._loop()

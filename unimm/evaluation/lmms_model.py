@@ -1,4 +1,4 @@
-"""The lmms-eval model ``unimm``: any exported unimm understanding model behind
+"""The lmms-eval model ``unimm``: any exported unimm understanding or unified model behind
 lmms-eval's ``lmms`` interface, so that
 
     python -m lmms_eval --model unimm --model_args config=CFG,checkpoint=EXPORT --tasks mme,pope
@@ -15,6 +15,7 @@ from tqdm import tqdm
 from unimm.datasets.conversation import IMAGE_TOKEN
 from unimm.datasets.llava import pad_to_square
 from unimm.datasets.transforms import pil_to_tensor, to_rgb
+from unimm.models.mllm.llm import load_exported  # noqa: F401  (this module's public name)
 
 
 def manifest():
@@ -22,19 +23,11 @@ def manifest():
     return ModelManifest(model_id='unimm', simple_class_path='unimm.evaluation.lmms_model.Unimm')
 
 
-def load_exported(config, checkpoint):
-    """The exported model of ``checkpoint``, of the class that ``config`` names."""
-    from unimm.engine.config import load_config
-    from unimm.registry import MODELS
-    cls = MODELS.get(load_config(config).model.type) if config else \
-        MODELS.get('UnderstandingMLLM')
-    return cls.from_pretrained(checkpoint)
-
-
 class Unimm(lmms):
-    """Args (``--model_args``): ``config`` (the training config, picks the model class),
-    ``checkpoint`` (its export folder), ``batch_size``, ``device``; or ``model``: an
-    already loaded model (used by ``tools/test.py --task lmms``)."""
+    """Args (``--model_args``): ``checkpoint`` (an export folder; its config.json names
+    the model class), ``config`` (the training config: the class if the export does
+    not), ``batch_size``, ``device``; or ``model``: an already loaded model (used by
+    ``tools/test.py --task lmms``)."""
 
     def __init__(self, checkpoint=None, config=None, model=None, batch_size=1, device=None,
                  max_new_tokens=32, **unused):
@@ -51,7 +44,7 @@ class Unimm(lmms):
 
     def _images(self, visuals):
         """PIL images -> the model's [-1, 1] squares (LLaVA-1.5's pad-to-square)."""
-        size = self.model.vision.image_size
+        size = self.model.image_size
         return torch.stack([pil_to_tensor(pad_to_square(to_rgb(v), (127, 127, 127)).resize(
             (size, size), Image.BICUBIC)) for v in visuals])
 

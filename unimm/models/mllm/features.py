@@ -1,8 +1,9 @@
 """Vision feature adapters for the understanding model: a frozen module whose
 ``forward(images [B,3,H,W]) -> [B, N, out_dim]`` is what the projector reads.
 
-``TokenizerFeatures`` gives a unimm tokenizer's quantised features (SemHiTok: semantic ‖
-texture, or semantic only); ``ContinuousFeatures`` the raw features of an encoder (the
+``TokenizerFeatures`` gives a unimm tokenizer's features (SemHiTok: semantic ‖ texture, or
+semantic only; the baselines: their quantised codes, Janus: its SigLIP tower's);
+``ContinuousFeatures`` the raw features of an encoder (the
 LLaVA / Janus-understanding baseline on the SigLIP tower, no quantisation)."""
 
 from torch import nn
@@ -24,11 +25,12 @@ class _FrozenFeatures(PretrainedMixin, nn.Module):
 
 @MODELS.register_module()
 class TokenizerFeatures(_FrozenFeatures):
-    """``tokenizer.features(images)`` of a frozen unimm tokenizer.
+    """``tokenizer.features(images)`` of a frozen unimm tokenizer (SemHiTok or any baseline
+    of ``models/tokenizers/``: each exposes ``features_dim``, ``num_tokens``, ``image_size``).
 
     Args:
         tokenizer: its export folder, or a registry config (random weights; benchmarks).
-        llm_features: override the tokenizer's ``llm_features`` (``'concat'``: semantic ‖
+        llm_features: SemHiTok only: override its ``llm_features`` (``'concat'``: semantic ‖
             texture; ``'semantic'``: semantic only); None keeps the tokenizer's own.
     """
 
@@ -44,26 +46,22 @@ class TokenizerFeatures(_FrozenFeatures):
 
     @property
     def out_dim(self):
-        tok = self.tokenizer
-        dim = tok.semantic_quantizer.dim
-        if tok.pixel_quantizer is not None and tok.llm_features == 'concat':
-            dim += tok.pixel_quantizer.dim
-        return dim
+        return self.tokenizer.features_dim
 
     @property
     def num_tokens(self):
-        return self.tokenizer.semantic_encoder.num_tokens
+        return self.tokenizer.num_tokens
 
     @property
     def image_size(self):
-        return self.tokenizer.semantic_encoder.image_size
+        return self.tokenizer.image_size
 
     def forward(self, images):
         return self.tokenizer.features(images)
 
     def export_config(self):
         return dict(type='TokenizerFeatures', tokenizer=self.tokenizer.export_config(),
-                    llm_features=self.tokenizer.llm_features)
+                    llm_features=getattr(self.tokenizer, 'llm_features', None))
 
 
 @MODELS.register_module()

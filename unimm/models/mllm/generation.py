@@ -6,6 +6,10 @@ the visual head's cross-entropy on the visual tokens only (``<eoi>`` is not a ta
 sampling always stops after h*w tokens). During training a caption is replaced by the
 unconditional prompt (an empty caption) with probability ``uncond_prob``, which is what
 classifier-free guidance at inference needs.
+
+`VisualVocabularyMixin` holds all of it (vocabulary, sequences, loss, sampling, export)
+for any model with an ``llm`` and a text ``tokenizer``: `GenerationMLLM` is the mixin on
+its own, `UnifiedMLLM` (unified.py) adds the understanding path to the same LLM.
 """
 import json
 import os
@@ -16,17 +20,17 @@ from safetensors.torch import load_file
 from torch import nn
 
 from unimm.models.base import PretrainedMixin, load_unimm_folder
-from unimm.models.mllm.llm import load_llm
+from unimm.models.mllm.llm import enable_gradient_checkpointing, load_llm
 from unimm.registry import MODELS
 
 LLM_HINT = ('Download the LLM (e.g. Qwen2.5-3B) to a local folder and name it in the config; '
             'for the demo: python tools/make_tiny_lm.py --arch qwen2 --out work_dirs/tiny_qwen2')
 
 
-def load_image_tokenizer(folder):
+def load_image_tokenizer(folder, what='GenerationMLLM.image_tokenizer'):
     """A frozen unimm tokenizer export."""
     tokenizer = load_unimm_folder(
-        folder, 'GenerationMLLM.image_tokenizer',
+        folder, what,
         hint='Train one (bash tools/run_demo.sh for the demo), or pass image_tokenizer=None '
              'with num_semantic, sub_codes and num_image_tokens to train on pre-tokenised '
              'shards (tools/pretokenize.py)')
@@ -34,55 +38,47 @@ def load_image_tokenizer(folder):
     return tokenizer.eval()
 
 
-@MODELS.register_module()
-class GenerationMLLM(PretrainedMixin, nn.Module):
-    """Caption -> SemHiTok tokens with an HF causal LM (see the module docstring).
+def tokenizer_vocabulary(tok):
+    """num_semantic (K), sub_codes (m) and num_image_tokens (h*w) of a SemHiTok-like tokenizer."""
+    h, w = tok.semantic_encoder.grid_size
+    return dict(num_semantic=tok.pixel_quantizer.num_semantic_codes, sub_codes=tok.sub_codes,
+                num_image_tokens=h * w)
 
-    Args:
-        llm: HF model folder, or an architecture dict for random weights (then give
-            ``tokenizer``).
-        image_tokenizer: folder of the frozen tokenizer export; None for pre-tokenised
-            training and benchmarks (then give ``num_semantic``, ``sub_codes`` and
-            ``num_image_tokens``; decoding images is unavailable).
-        tokenizer: the text tokenizer's folder (default: ``llm``).
-        visual_head: ``dict(type='FlatVisualHead')`` (the LLM's head, visual rows) or
-            ``dict(type='FactorizedVisualHead')``.
-        text_vocab: rows of the LLM's embedding before the visual tokens; None: the
-            loaded LLM's (set in exports, whose LLM is already resized).
-        uncond_prob: probability of training a sample with the unconditional prompt.
-        max_caption_tokens: captions are cut to this many BPE tokens.
-        pack_length: None pads each sample to the batch's longest; an int packs samples
-            into rows of at most that many tokens (position ids restart per sample, which
-            makes HF attention block-diagonal).
-    """
+
+class VisualVocabularyMixin:
+    """The generation path on an HF causal LM: visual vocabulary, training sequences and
+    loss, CFG sampling (`CFGSampler` reads ``llm``, ``visual_head``, ``text_vocab``,
+    ``num_image_tokens`` and ``tokenizer``), decoding and the export folder.
+
+    The host module sets ``self.llm`` and ``self.tokenizer`` (text), then calls
+    `_init_visual_vocabulary`. Export layout: ``llm/`` (HF model + text tokenizer),
+    ``image_tokenizer/`` (the frozen export, copied byte for byte), ``config.json`` and
+    ``model.safetensors`` (the weights outside the folders, e.g. a factorized head's)."""
 
     LLM_FOLDER, TOKENIZER_FOLDER = 'llm', 'image_tokenizer'
+    FOLDER_PREFIXES = ('llm.', 'image_tokenizer.')  # state-dict keys saved in sub-folders
 
-    def __init__(self, llm, image_tokenizer=None, tokenizer=None,
-                 visual_head=dict(type='FlatVisualHead'), num_semantic=None, sub_codes=None,
-                 num_image_tokens=None, text_vocab=None, uncond_prob=0.1,
-                 max_caption_tokens=120, pack_length=None, attn_implementation='sdpa',
-                 gradient_checkpointing=False):
-        super().__init__()
-        from transformers import AutoTokenizer
-        if isinstance(llm, dict) and tokenizer is None:
-            raise ValueError('GenerationMLLM: an architecture dict as llm needs tokenizer=FOLDER')
-        self.llm = load_llm(dict(llm) if isinstance(llm, dict) else llm, attn_implementation,
-                            'GenerationMLLM.llm', LLM_HINT)
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or llm)
+    def _init_visual_vocabulary(self, image_tokenizer, num_semantic, sub_codes,
+                                num_image_tokens, text_vocab, visual_head, uncond_prob,
+                                max_caption_tokens, pack_length):
+        """``image_tokenizer``: an export folder, an already loaded tokenizer module (kept
+        with ``image_tokenizer_folder`` set by the caller), or None (pre-tokenised data)."""
+        name = type(self).__name__
         self.image_tokenizer = None
-        self._image_tokenizer_folder = image_tokenizer
         given = dict(num_semantic=num_semantic, sub_codes=sub_codes,
                      num_image_tokens=num_image_tokens)
+        if isinstance(image_tokenizer, str):
+            self._image_tokenizer_folder = image_tokenizer
+            image_tokenizer = load_image_tokenizer(image_tokenizer, f'{name}.image_tokenizer')
         if image_tokenizer is not None:
-            self.image_tokenizer = load_image_tokenizer(image_tokenizer)
-            found = self._tokenizer_vocab(self.image_tokenizer)
+            self.image_tokenizer = image_tokenizer
+            found = tokenizer_vocabulary(image_tokenizer)
             clash = {k: (v, found[k]) for k, v in given.items() if v is not None and v != found[k]}
             if clash:
-                raise ValueError(f'GenerationMLLM: {clash} (given, image tokenizer) disagree')
+                raise ValueError(f'{name}: {clash} (given, image tokenizer) disagree')
             given = found
         elif None in given.values():
-            raise ValueError('GenerationMLLM: without image_tokenizer, give num_semantic, '
+            raise ValueError(f'{name}: without image_tokenizer, give num_semantic, '
                              f'sub_codes and num_image_tokens (got {given})')
         self.num_semantic, self.sub_codes = given['num_semantic'], given['sub_codes']
         self.num_image_tokens = given['num_image_tokens']
@@ -97,20 +93,11 @@ class GenerationMLLM(PretrainedMixin, nn.Module):
             sub_codes=self.sub_codes))
         self.visual_head.attach(self.llm, self.text_vocab)
         if not 0 <= uncond_prob <= 1:
-            raise ValueError(f'GenerationMLLM.uncond_prob: {uncond_prob} is not in [0, 1]')
+            raise ValueError(f'{name}.uncond_prob: {uncond_prob} is not in [0, 1]')
         self.uncond_prob = uncond_prob
         self.max_caption_tokens = max_caption_tokens
         self.pack_length = pack_length
-        if gradient_checkpointing:
-            self.llm.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={'use_reentrant': False})
         self._sampler = None
-
-    @staticmethod
-    def _tokenizer_vocab(tok):
-        h, w = tok.semantic_encoder.grid_size
-        return dict(num_semantic=tok.pixel_quantizer.num_semantic_codes, sub_codes=tok.sub_codes,
-                    num_image_tokens=h * w)
 
     def train(self, mode=True):
         super().train(mode)
@@ -119,7 +106,7 @@ class GenerationMLLM(PretrainedMixin, nn.Module):
         return self
 
     # ------------------------------------------------------------- sequences
-    def prompt_ids(self, captions):
+    def caption_prompt_ids(self, captions):
         """Prompt token ids per caption: [bos] caption BPE ``<boi>``; None or '' gives
         the unconditional prompt [bos] ``<boi>`` (the training-time caption drop)."""
         bos = [] if self.tokenizer.bos_token_id is None else [self.tokenizer.bos_token_id]
@@ -163,22 +150,31 @@ class GenerationMLLM(PretrainedMixin, nn.Module):
             pos[r, start:] = torch.arange(width - start)
         return ids, pos, target
 
+    def image_reply_ids(self, global_ids):
+        """What the LLM emits for an image, as LLM ids [B, h*w + 2]: ``<boi>``, the visual
+        tokens of ``global_ids`` [B, h*w], ``<eoi>`` (the sequence ends there)."""
+        global_ids = global_ids.long()
+        boi = global_ids.new_full((global_ids.shape[0], 1), self.boi_id)
+        return torch.cat([boi, global_ids + self.text_vocab, boi + 1], dim=1)
+
     # -------------------------------------------------------------- training
     @torch.no_grad()
     def encode_images(self, images):
         """Images [B,3,H,W] in [-1,1] -> global visual ids [B, h*w] (frozen tokenizer)."""
         if self.image_tokenizer is None:
-            raise RuntimeError('GenerationMLLM has no image_tokenizer: train on pre-tokenised '
-                               "data (batches with 'visual_ids', tools/pretokenize.py) or set "
-                               'model.image_tokenizer')
+            raise RuntimeError(f'{type(self).__name__} has no image_tokenizer: train on '
+                               "pre-tokenised data (batches with 'visual_ids', "
+                               'tools/pretokenize.py) or set model.image_tokenizer')
         return self.image_tokenizer.encode(images)
 
-    def forward(self, batch):
+    def generation_loss(self, batch):
+        """Visual-token cross-entropy of a batch of ``text`` with ``visual_ids`` (or
+        ``image``, tokenised here), captions dropped at ``uncond_prob``."""
         visual_ids = batch.get('visual_ids')
         if visual_ids is None:
             visual_ids = self.encode_images(batch['image'])
         captions = self.drop_captions(list(batch['text']))
-        ids, pos, target = self.build_inputs(self.prompt_ids(captions), visual_ids)
+        ids, pos, target = self.build_inputs(self.caption_prompt_ids(captions), visual_ids)
         device = self.llm.device
         ids, pos, target = ids.to(device), pos.to(device), target.to(device)
         hidden = self.llm.model(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state
@@ -192,7 +188,7 @@ class GenerationMLLM(PretrainedMixin, nn.Module):
     def decode_images(self, global_ids):
         """Global visual ids [B, h*w] -> images [B,3,H,W] in [-1,1] (frozen tokenizer)."""
         if self.image_tokenizer is None:
-            raise RuntimeError('GenerationMLLM has no image_tokenizer to decode with')
+            raise RuntimeError(f'{type(self).__name__} has no image_tokenizer to decode with')
         return self.image_tokenizer.decode(global_ids.to(self.llm.device)).float().clamp(-1, 1)
 
     def sampler(self, batch):
@@ -215,10 +211,11 @@ class GenerationMLLM(PretrainedMixin, nn.Module):
         out = []
         for k in range(0, len(captions), batch_size):
             chunk = list(captions[k:k + batch_size])
-            uncond = None if cfg_scale == 1 else self.prompt_ids([None] * len(chunk))
-            out.append(sampler.generate(self.prompt_ids(chunk), uncond, cfg_scale=cfg_scale,
-                                        cfg_schedule=cfg_schedule, temperature=temperature,
-                                        top_k=top_k, top_p=top_p, seed=seed + k))
+            uncond = None if cfg_scale == 1 else self.caption_prompt_ids([None] * len(chunk))
+            out.append(sampler.generate(self.caption_prompt_ids(chunk), uncond,
+                                        cfg_scale=cfg_scale, cfg_schedule=cfg_schedule,
+                                        temperature=temperature, top_k=top_k, top_p=top_p,
+                                        seed=seed + k))
         return torch.cat(out)
 
     def generate_images(self, captions, **sampling):
@@ -236,7 +233,7 @@ class GenerationMLLM(PretrainedMixin, nn.Module):
 
     def save_pretrained(self, folder, state_dict=None):
         """``llm/`` (HF model + text tokenizer), ``image_tokenizer/`` (the frozen export,
-        copied byte for byte), config.json and the visual head's own weights."""
+        copied byte for byte), config.json and the weights outside those folders."""
         state = self.state_dict() if state_dict is None else state_dict
         llm_dir = os.path.join(folder, self.LLM_FOLDER)
         self.llm.save_pretrained(llm_dir, state_dict={k[4:]: v for k, v in state.items()
@@ -246,26 +243,79 @@ class GenerationMLLM(PretrainedMixin, nn.Module):
             target = os.path.join(folder, self.TOKENIZER_FOLDER)
             if os.path.abspath(target) != os.path.abspath(self._image_tokenizer_folder):
                 shutil.copytree(self._image_tokenizer_folder, target, dirs_exist_ok=True)
-        own = {k: v for k, v in state.items() if not k.startswith(('llm.', 'image_tokenizer.'))}
+        own = {k: v for k, v in state.items() if not k.startswith(self.FOLDER_PREFIXES)}
         super().save_pretrained(folder, state_dict=own)
+
+    @classmethod
+    def _resolve_folders(cls, cfg, folder):
+        """Turn the export config's relative sub-folder names into paths."""
+        cfg['llm'] = os.path.join(folder, cls.LLM_FOLDER)
+        if cfg.get('image_tokenizer'):
+            cfg['image_tokenizer'] = os.path.join(folder, cls.TOKENIZER_FOLDER)
 
     @classmethod
     def from_pretrained(cls, folder, map_location='cpu', **overrides):
         cfg_file = os.path.join(folder, cls.CONFIG_NAME)
         if not os.path.isfile(cfg_file):
-            raise FileNotFoundError(f'{cfg_file} not found: pass a GenerationMLLM export '
+            raise FileNotFoundError(f'{cfg_file} not found: pass a {cls.__name__} export '
                                     '(<work_dir>/export, written by tools/train.py)')
         with open(cfg_file) as f:
             cfg = json.load(f)
-        cfg['llm'] = os.path.join(folder, cls.LLM_FOLDER)
-        if cfg.get('image_tokenizer'):
-            cfg['image_tokenizer'] = os.path.join(folder, cls.TOKENIZER_FOLDER)
+        cls._resolve_folders(cfg, folder)
         cfg.update(overrides)
         model = MODELS.build(cfg, path=cfg_file)
         own = load_file(os.path.join(folder, cls.WEIGHTS_NAME), device=str(map_location))
         missing, unexpected = model.load_state_dict(own, strict=False)
-        missing = [k for k in missing if not k.startswith(('llm.', 'image_tokenizer.'))]
+        missing = [k for k in missing if not k.startswith(cls.FOLDER_PREFIXES)]
         if missing or unexpected:
             raise RuntimeError(f'{folder}: weights do not match the model (missing {missing[:5]}, '
                                f'unexpected {unexpected[:5]})')
         return model
+
+
+@MODELS.register_module()
+class GenerationMLLM(VisualVocabularyMixin, PretrainedMixin, nn.Module):
+    """Caption -> SemHiTok tokens with an HF causal LM (see the module docstring).
+
+    Args:
+        llm: HF model folder, or an architecture dict for random weights (then give
+            ``tokenizer``).
+        image_tokenizer: folder of the frozen tokenizer export; None for pre-tokenised
+            training and benchmarks (then give ``num_semantic``, ``sub_codes`` and
+            ``num_image_tokens``; decoding images is unavailable).
+        tokenizer: the text tokenizer's folder (default: ``llm``).
+        visual_head: ``dict(type='FlatVisualHead')`` (the LLM's head, visual rows) or
+            ``dict(type='FactorizedVisualHead')``.
+        text_vocab: rows of the LLM's embedding before the visual tokens; None: the
+            loaded LLM's (set in exports, whose LLM is already resized).
+        uncond_prob: probability of training a sample with the unconditional prompt.
+        max_caption_tokens: captions are cut to this many BPE tokens.
+        pack_length: None pads each sample to the batch's longest; an int packs samples
+            into rows of at most that many tokens (position ids restart per sample, which
+            makes HF attention block-diagonal).
+    """
+
+    def __init__(self, llm, image_tokenizer=None, tokenizer=None,
+                 visual_head=dict(type='FlatVisualHead'), num_semantic=None, sub_codes=None,
+                 num_image_tokens=None, text_vocab=None, uncond_prob=0.1,
+                 max_caption_tokens=120, pack_length=None, attn_implementation='sdpa',
+                 gradient_checkpointing=False):
+        super().__init__()
+        from transformers import AutoTokenizer
+        if isinstance(llm, dict) and tokenizer is None:
+            raise ValueError('GenerationMLLM: an architecture dict as llm needs tokenizer=FOLDER')
+        self.llm = load_llm(dict(llm) if isinstance(llm, dict) else llm, attn_implementation,
+                            'GenerationMLLM.llm', LLM_HINT)
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or llm)
+        self._init_visual_vocabulary(image_tokenizer, num_semantic, sub_codes, num_image_tokens,
+                                     text_vocab, visual_head, uncond_prob, max_caption_tokens,
+                                     pack_length)
+        if gradient_checkpointing:
+            enable_gradient_checkpointing(self.llm)
+
+    def prompt_ids(self, captions):
+        """Generation prompts of ``captions`` (see `caption_prompt_ids`)."""
+        return self.caption_prompt_ids(captions)
+
+    def forward(self, batch):
+        return self.generation_loss(batch)

@@ -1,5 +1,6 @@
-"""Loading the HF causal LM an MLLM is built on: a local folder, or random weights from an
-architecture dict (benchmarks, tests). Nothing is downloaded."""
+"""Loading the HF causal LM an MLLM is built on (a local folder, or random weights from an
+architecture dict: benchmarks, tests; nothing is downloaded), and loading exported MLLMs."""
+import json
 import os
 
 import torch
@@ -20,3 +21,27 @@ def load_llm(llm, attn_implementation='sdpa', what='llm', hint=''):
                                 f'config.json). {hint}')
     return AutoModelForCausalLM.from_pretrained(llm, dtype=torch.float32,
                                                 attn_implementation=attn_implementation)
+
+
+def enable_gradient_checkpointing(llm):
+    """HF gradient checkpointing (non-reentrant); the KV cache is off while training."""
+    llm.config.use_cache = False
+    llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+
+
+def load_exported(config, checkpoint):
+    """The MLLM exported to ``checkpoint`` (``<work_dir>/export``): of the type its own
+    config.json names, else of the type the training ``config`` names."""
+    from unimm.engine.config import load_config
+    from unimm.registry import MODELS
+    if not os.path.isdir(str(checkpoint)):
+        raise FileNotFoundError(f'{checkpoint} is not a folder: pass the exported model folder '
+                                'that tools/train.py writes to <work_dir>/export')
+    type_ = None
+    cfg_file = os.path.join(checkpoint, 'config.json')
+    if os.path.isfile(cfg_file):
+        with open(cfg_file) as f:
+            type_ = json.load(f).get('type')
+    if type_ is None:
+        type_ = load_config(config).model.type if config else 'UnderstandingMLLM'
+    return MODELS.get(type_).from_pretrained(checkpoint)

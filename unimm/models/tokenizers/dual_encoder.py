@@ -31,6 +31,20 @@ class DualEncoderTokenizer(PretrainedMixin, nn.Module):
     def vocab_size(self):
         return self.generation.vocab_size
 
+    @property
+    def features_dim(self):
+        """Width of ``features`` (the SigLIP tower's)."""
+        return self.understanding.out_dim
+
+    @property
+    def num_tokens(self):
+        """Tokens per image of ``features`` (the SigLIP tower's grid)."""
+        return self.understanding.num_tokens
+
+    @property
+    def image_size(self):
+        return self.understanding.image_size
+
     @torch.no_grad()
     def encode(self, images):
         return self.generation.encode(images)

@@ -29,6 +29,25 @@ class OneStageTokenizer(PretrainedMixin, nn.Module):
         """Number of distinct ids ``encode`` can return."""
         return self.quantizer.num_codes
 
+    @property
+    def features_dim(self):
+        """Width of ``features`` (the quantizer's code dimension)."""
+        return self.quantizer.dim
+
+    @property
+    def num_tokens(self):
+        """Tokens per image: the pixel decoder's patch grid, which ``decode`` inverts."""
+        return self.pixel_decoder.num_patches
+
+    @property
+    def image_size(self):
+        """Side of the square input image (the pixel decoder's output)."""
+        height, width = self.pixel_decoder.image_size
+        if height != width:
+            raise ValueError(f'{type(self).__name__}: image_size is defined for square '
+                             f'images, the decoder makes {height}x{width}')
+        return height
+
     @torch.no_grad()
     def encode(self, images):
         """images [B,3,H,W] in [-1,1] -> ids [B, h*w]."""

@@ -123,6 +123,24 @@ class SemHiTok(PretrainedMixin, nn.Module):
             return self.pixel_quantizer.num_codes
         return self.semantic_quantizer.num_codes
 
+    @property
+    def features_dim(self):
+        """Width of ``features``: semantic (+ texture with ``llm_features='concat'``)."""
+        dim = self.semantic_quantizer.dim
+        if self.pixel_quantizer is not None and self.llm_features == 'concat':
+            dim += self.pixel_quantizer.dim
+        return dim
+
+    @property
+    def num_tokens(self):
+        """Tokens per image (the semantic encoder's grid)."""
+        return self.semantic_encoder.num_tokens
+
+    @property
+    def image_size(self):
+        """Side of the square input image."""
+        return self.semantic_encoder.image_size
+
     # ------------------------------------------------------------- interface
     def semantic(self, images):
         """Teacher features, and the SPC output of their projection."""

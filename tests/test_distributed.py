@@ -1,0 +1,277 @@
+"""Data parallelism on the CPU (gloo): one and two ranks at the same global batch give the
+same loss trace, and a checkpoint saved on two ranks resumes on one and back (DeepSpeed
+universal checkpoints, converted by the runner when the world size changed).
+
+The single-rank runs train in this process; every two-rank run goes through ONE
+``torchrun --nproc_per_node 2`` launch of this file (its ``__main__`` runs
+``tools/train.py``'s ``main`` once per job), which keeps the test inside its time budget.
+fp32 on the CPU: traces agree to float rounding of the gradient all-reduce (rtol 1e-5).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from unimm.engine.checkpoint import MARKER
+from unimm.models.base import PretrainedMixin
+from unimm.registry import MODELS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = os.path.join(ROOT, 'tests', 'configs', 'toy_regression.py')
+TOY_GAN = os.path.join(ROOT, 'tests', 'configs', 'toy_gan.py')
+RTOL = 1e-5  # fp32; the two-rank all-reduce only reorders the float sums
+LAUNCHER_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT',
+                 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'ROLE_RANK')
+
+
+@MODELS.register_module(force=True)
+class DistToyRegressor(PretrainedMixin, nn.Module):
+    """An MLP without dropout (a dropout mask depends on which rank holds a sample, so
+    the test toys have none); with ``discriminator`` it is a GAN generator like
+    tests/toy.py's ToyGenerator. Every parameter group has more elements than ranks,
+    which DeepSpeed's universal load needs."""
+
+    def __init__(self, dim=8, hidden=16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
+
+    def forward(self, batch, discriminator=None):
+        fake = self.net(batch['x'])
+        out = {'loss': nn.functional.mse_loss(fake, batch['y'])}
+        if discriminator is not None:
+            out['loss_adv'] = -discriminator(x=torch.cat([batch['x'], fake], 1)).mean() * 0.1
+            out['disc_inputs'] = {'real': torch.cat([batch['x'], batch['y']], 1),
+                                  'fake': torch.cat([batch['x'], fake.detach()], 1)}
+        return out
+
+
+def write_config(path, base, **extra):
+    """A test twin of ``base``: the dropout-free toy, global batch 16, 8 steps."""
+    lines = [f'_base_ = [{base!r}]',
+             "custom_imports = dict(imports=['tests.toy', 'tests.test_distributed'])",
+             "model = dict(_delete_=True, type='DistToyRegressor', dim=8, hidden=16)",
+             'train_cfg = dict(max_steps=8, global_batch_size=16, log_interval=1)',
+             'checkpoint = dict(interval=4, max_keep=4)',
+             'log_cfg = dict(tensorboard=False)']
+    lines += [f'{k} = {v!r}' for k, v in extra.items()]
+    path.write_text('\n'.join(lines) + '\n')
+    return str(path)
+
+
+def trace(work_dir, key='loss'):
+    """step -> logged value (the last record of a step wins)."""
+    out = {}
+    with open(os.path.join(work_dir, 'log.jsonl')) as f:
+        for line in f:
+            rec = json.loads(line)
+            if key in rec:
+                out[rec['step']] = rec[key]
+    return out
+
+
+def assert_traces_match(got, want, steps):
+    assert sorted(got) == list(steps), sorted(got)
+    for step in steps:
+        assert got[step] == pytest.approx(want[step], rel=RTOL, abs=1e-7), (step, got, want)
+
+
+def train_here(*argv):
+    """tools/train.py in this process (world size 1)."""
+    import train  # tools/ is on sys.path (conftest)
+    train.main([str(a) for a in argv])
+
+
+def start_two_ranks(jobs, tmp_path):
+    """Launch the jobs (train.py argv, and a checkpoint to wait for or None) on two gloo
+    ranks, all in one torchrun launch; returns the running process."""
+    spec = tmp_path / 'jobs.json'
+    spec.write_text(json.dumps([([str(a) for a in argv], wait and str(wait))
+                                for argv, wait in jobs]))
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
+    env.update(PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', OMP_NUM_THREADS='1')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+           '--master_port', '29541', os.path.abspath(__file__), str(spec)]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope='module')
+def in_process():
+    """Undo what in-process runners leave behind: the process group and launcher vars."""
+    env = dict(os.environ)
+    yield
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    os.environ.clear()
+    os.environ.update(env)
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory, in_process):
+    """Regression (ZeRO-2 and 3) and GAN (ZeRO-2) toys: 1 rank, 2 ranks, and each resumed
+    at step 4 on the other world size from the other's checkpoint. {name: work_dir}."""
+    tmp = tmp_path_factory.mktemp('dist')
+    cfg = {'lin': write_config(tmp / 'lin.py', TOY),
+           'gan': write_config(tmp / 'gan.py', TOY_GAN),
+           'zero3': write_config(tmp / 'zero3.py', TOY,
+                                 deepspeed=dict(zero_stage=3, precision='fp32'))}
+    w = {f'{k}_{n}': tmp / f'{k}_{n}' for k in cfg for n in ('1', '2', '2to1', '1to2')}
+    step4 = os.path.join('checkpoints', 'step_00000004')
+    # the two-rank launch starts first (its imports overlap the single-rank runs); its
+    # resumes wait for the single-rank checkpoints they start from
+    jobs = [([cfg[k], '--work-dir', w[f'{k}_2']], None) for k in cfg]
+    jobs += [([cfg[k], '--work-dir', w[f'{k}_1to2'], '--resume', w[f'{k}_1'] / step4],
+              w[f'{k}_1'] / step4 / MARKER) for k in cfg]
+    two = start_two_ranks(jobs, tmp)
+    for k in cfg:
+        train_here(cfg[k], '--work-dir', w[f'{k}_1'])
+    out, _ = two.communicate(timeout=600)
+    assert two.returncode == 0, out[-6000:]
+    for k in cfg:
+        train_here(cfg[k], '--work-dir', w[f'{k}_2to1'], '--resume', w[f'{k}_2'] / step4)
+    return {name: str(path) for name, path in w.items()}
+
+
+@pytest.mark.parametrize('toy', ['lin', 'gan', 'zero3'])
+def test_one_and_two_ranks_give_the_same_trace(runs, toy):
+    one, two = runs[f'{toy}_1'], runs[f'{toy}_2']
+    assert_traces_match(trace(two), trace(one), range(1, 9))
+    assert trace(one)[8] < trace(one)[1]
+    if toy == 'gan':
+        assert_traces_match(trace(two, 'disc/loss_d'), trace(one, 'disc/loss_d'), range(1, 9))
+    saved = os.path.join(two, 'checkpoints', 'step_00000004')
+    with open(os.path.join(saved, 'complete.json')) as f:
+        assert json.load(f) == {'global_step': 4, 'world_size': 2}
+    assert os.path.isfile(os.path.join(saved, 'rng_rank1.safetensors'))
+    state = json.load(open(os.path.join(one, 'checkpoints', 'step_00000004',
+                                        'runner_state.json')))
+    assert (state['world_size'], state['batch_size'], state['batches_in_epoch']) == (1, 16, 4)
+
+
+@pytest.mark.parametrize('toy', ['lin', 'gan', 'zero3'])
+def test_resume_on_another_world_size_continues_the_trace(runs, toy):
+    for resumed, source in (('2to1', '2'), ('1to2', '1')):
+        got, want = trace(runs[f'{toy}_{resumed}']), trace(runs[f'{toy}_{source}'])
+        assert_traces_match(got, want, range(5, 9))
+        if toy == 'gan':
+            assert_traces_match(trace(runs[f'{toy}_{resumed}'], 'disc/loss_d'),
+                                trace(runs[f'{toy}_{source}'], 'disc/loss_d'), range(5, 9))
+        converted = os.path.join(runs[f'{toy}_{source}'], 'checkpoints', 'step_00000004',
+                                 'universal')
+        engines = ['model', 'discriminator'] if toy == 'gan' else ['model']
+        assert all(os.path.isdir(os.path.join(converted, e, 'zero')) for e in engines)
+
+
+def test_global_batch_must_divide_and_unconvertible_checkpoints_fail_clearly(
+        tmp_path, in_process):
+    from unimm.engine.config import load_config
+    from unimm.engine.runner import Runner
+    from unimm.utils.build import ConfigError
+    cfg = write_config(tmp_path / 'lin.py', TOY)
+    bad = load_config(cfg, {'train_cfg.global_batch_size': 15,
+                            'optim_wrapper.accumulative_counts': 2})
+    with pytest.raises(ConfigError, match=r'global_batch_size: 15 is not divisible by world '
+                                          r'size 1 x optim_wrapper.accumulative_counts 2'):
+        Runner(bad, tmp_path / 'bad')
+    # a "complete" checkpoint that claims two ranks but has no DeepSpeed states in it
+    fake = tmp_path / 'fake' / 'checkpoints' / 'step_00000002'
+    (fake / 'model').mkdir(parents=True)
+    (fake / 'runner_state.json').write_text(json.dumps({'global_step': 2}))
+    (fake / 'complete.json').write_text(json.dumps({'global_step': 2, 'world_size': 2}))
+    with pytest.raises(RuntimeError, match=r'cannot convert .*step_00000002 to a DeepSpeed '
+                                           r'universal checkpoint .*resume on the world size'):
+        Runner(load_config(cfg), tmp_path / 'fake', resume='auto')
+
+
+# ------------------------------------------------------------------ the scale tools
+def test_compare_logs_reports_the_largest_difference(runs, tmp_path, capsys):
+    import compare_logs  # tools/
+    out = tmp_path / 'cmp.json'
+    assert compare_logs.main([runs['lin_1'], runs['lin_2'], runs['lin_2to1'],
+                              '--json', str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r['passed'] for r in rows] == [True, True]
+    assert rows[0]['keys']['loss']['steps'] == 8 and rows[0]['max_rel'] < RTOL
+    assert rows[1]['keys']['loss']['first'] == 5  # the resumed run logged steps 5..8 only
+    # the GAN against the regression toy: different losses, and a failing exit status
+    assert compare_logs.main([runs['lin_1'], runs['gan_1'], '--keys', 'loss',
+                              '--steps', '2:3', '--rtol', '1e-3']) == 1
+    assert 'FAIL' in capsys.readouterr().out
+    assert compare_logs.parse_steps('13:') == (13, 10**12)
+
+
+def test_benchmark_arguments():
+    import benchmark  # tools/
+    args = benchmark.parse_args(['train', '--config', TOY, '--batch', '4', '--cfg-options',
+                                 'model.dim=3', '--dry-run'])
+    assert (args.batch, args.steps, args.scale, args.cfg_options) == (4, 10, 'paper',
+                                                                      {'model.dim': 3})
+    for argv in (['train'], ['loader'], ['twin', '--config', TOY]):
+        with pytest.raises(SystemExit):
+            benchmark.parse_args(argv)
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match='train needs a GPU'):
+            benchmark.main(['train', '--config', TOY])
+
+
+@pytest.mark.parametrize('recipe', ['sghc_vitb', 't2i_qwen25_3b',
+                                    'llava_vicuna7b_sghc_finetune'])
+def test_benchmark_train_dry_run(recipe, in_process):
+    """The `train` path on the CPU: the recipe's tiny twin through the Runner for 2 steps."""
+    import benchmark
+    config = os.path.join(ROOT, 'registry_configs', f'{recipe}.py')
+    out = benchmark.main(['train', '--config', config, '--dry-run', '--batch', '2'])
+    assert (out['twin_scale'], out['world_size'], out['precision']) == ('tiny', 1, 'fp32')
+    assert out['step_s'] > 0 and 0 < out['trainable_params'] < out['params']
+    if recipe == 'sghc_vitb':  # stage 2 with its GAN, and the raw stack beside it
+        assert out['zero_stage'] == 2  # img_s is rounded to 0.1, step_s to 1e-4
+        assert out['img_s'] == pytest.approx(2 / out['step_s'], rel=0.01, abs=0.06)
+        assert out['raw_img_s'] > 0 and out['vs_raw'] > 0
+    elif recipe == 't2i_qwen25_3b':  # rows of exactly --seq tokens (32 in a dry run)
+        assert (out['seq'], out['tokens_per_rank']) == (32, 64)
+        assert out['llm_params'] < out['params']  # the frozen image tokenizer is not counted
+        assert out['tokens_s'] == pytest.approx(64 / out['step_s'], rel=0.01, abs=0.6)
+        flops = 6 * 64 * out['llm_params'] + 12 * 1 * 64 * 32 * 32  # 1 layer, hidden 32
+        assert out['mfu_vs_795tflops'] == pytest.approx(
+            round(flops / out['step_s'] / 795e12, 3), abs=1e-3)
+    else:  # LLaVA phase 2 keeps the recipe's ZeRO-3
+        assert out['zero_stage'] == 3 and out['seq'] == 64
+
+
+def test_benchmark_loader_and_twin(tmp_path):
+    import benchmark
+    from unimm.engine.config import load_config
+    tokens = benchmark.main(['loader', '--config', os.path.join(
+        ROOT, 'registry_configs', 't2i_qwen25_3b_pretokenized.py'), '--batches', '4',
+        '--batch', '8', '--num-workers', '0'])
+    assert tokens['dataset'] == 'PretokenizedT2IShards' and tokens['samples_per_s'] > 0
+    images = benchmark.main(['loader', '--config', os.path.join(
+        ROOT, 'registry_configs', 'sghc_vitb.py'), '--batches', '2', '--batch', '4',
+        '--num-workers', '1', '--source-size', '96'])
+    assert images['samples_per_s'] > 0 and images['num_workers'] == 1
+    assert images['gpu_consumes_per_s']['value'] == 319
+    out = benchmark.main(['twin', '--config', os.path.join(ROOT, 'registry_configs',
+                                                           't2i_qwen25_3b.py'),
+                          '--scale', 'tiny', '--out', str(tmp_path / 'gen')])
+    twin = load_config(out['config'])
+    assert twin.model.image_tokenizer == str(tmp_path / 'gen' / 'image_tokenizer')
+    assert os.path.isfile(os.path.join(twin.model.llm, 'config.json'))
+    assert twin.train_dataloader.dataset.type == 'ShapesCaptionDataset'
+    assert 'test_cfg' not in twin
+
+
+if __name__ == '__main__':  # one torchrun launch, several training jobs (see the docstring)
+    import time
+    sys.path[:0] = [ROOT, os.path.join(ROOT, 'tools')]
+    import train
+    for argv, wait in json.load(open(sys.argv[1])):
+        start = time.time()
+        while wait and not os.path.isfile(wait):
+            if time.time() - start > 300:
+                raise TimeoutError(f'{wait} did not appear')
+            time.sleep(0.1)
+        train.main(argv)
