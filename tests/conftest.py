@@ -22,6 +22,20 @@ def run_tool(tool, *args):
     return proc.stdout
 
 
+def release_process_group(env):
+    """Undo what in-process runners leave behind: the process group, through DeepSpeed so
+    its cached groups go too (else the next runner's engine meets a destroyed group), and
+    the launcher variables (restored to ``env``)."""
+    if torch.distributed.is_initialized():
+        import deepspeed.comm as ds_comm
+        if ds_comm.comm.cdb is not None:
+            ds_comm.destroy_process_group()
+        else:
+            torch.distributed.destroy_process_group()
+    os.environ.clear()
+    os.environ.update(env)
+
+
 @pytest.fixture(scope='session')
 def teacher(tmp_path_factory):
     """A random tiny SigLIP vision tower (32 px, 8x8 patches) saved as an HF folder."""

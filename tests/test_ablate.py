@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import ablate
+from tests.conftest import release_process_group
 from tests.test_baselines import configs as baseline_configs
 from tests.test_semhitok import config as semhitok_config
 from unimm.registry import METRICS, MODELS
@@ -31,10 +32,7 @@ def quick(tmp_path_factory):
             '--teacher', str(root / 'teacher')]
     results = ablate.main(args)
     yield copy.deepcopy(results), (root / 'ablations.md').read_text(), root / 'work', args
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-    os.environ.clear()
-    os.environ.update(env)
+    release_process_group(env)
 
 
 def md_tables(text):

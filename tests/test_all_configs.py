@@ -29,6 +29,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from tests.conftest import release_process_group
 from unimm.engine.config import check_config, load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -205,10 +206,7 @@ def tiny_runs(tmp_path_factory):
         return runner.engine.module.eval(), runner.dataset, work_dir
 
     yield run
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-    os.environ.clear()
-    os.environ.update(env)
+    release_process_group(env)
 
 
 def fixed_batch(dataset):

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import release_process_group
 from unimm.engine.checkpoint import MARKER
 from unimm.models.base import PretrainedMixin
 from unimm.registry import MODELS
@@ -104,10 +105,7 @@ def in_process():
     """Undo what in-process runners leave behind: the process group and launcher vars."""
     env = dict(os.environ)
     yield
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-    os.environ.clear()
-    os.environ.update(env)
+    release_process_group(env)
 
 
 @pytest.fixture(scope='module')
