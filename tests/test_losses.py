@@ -6,6 +6,8 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
@@ -215,6 +217,45 @@ def test_adaptive_weight_equals_hand_computation():
     (nll + w * g).backward()  # the graphs were kept for the real backward
     with torch.no_grad():
         assert adaptive_weight(decoder(z).sum(), decoder(z).sum(), decoder.weight).item() == 0
+
+
+
+def _adaptive_weight_problem():
+    """A decoder's last layer, a batch of 8 and a linear critic (same on every rank)."""
+    torch.manual_seed(0)
+    z, target = torch.randn(8, 5), torch.randn(8, 3)
+    decoder, critic = nn.Linear(5, 3), torch.randn(3)
+    return decoder, z, target, critic
+
+
+def _adaptive_weight_rank(rank, world, folder):
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'file://{folder}/store', rank=rank,
+                            world_size=world)
+    decoder, z, target, critic = _adaptive_weight_problem()
+    half = slice(4 * rank, 4 * rank + 4)  # this rank's half of the global batch
+    out = decoder(z[half])
+    w = adaptive_weight((out - target[half]).pow(2).mean(), -(out @ critic).mean(),
+                        decoder.weight)
+    torch.save(w, f'{folder}/w{rank}.pt')
+    dist.destroy_process_group()
+
+
+def test_adaptive_weight_is_the_global_batch_weight_under_data_parallel(tmp_path):
+    # the norms are not linear in the batch: each rank's own ratio would differ from one
+    # GPU's, so the gradients are averaged first and every rank gets the global weight
+    mp.start_processes(_adaptive_weight_rank, args=(2, str(tmp_path)), nprocs=2,
+                       start_method='fork')
+    decoder, z, target, critic = _adaptive_weight_problem()
+    out = decoder(z)
+    whole = adaptive_weight((out - target).pow(2).mean(), -(out @ critic).mean(), decoder.weight)
+    per_rank = [torch.load(tmp_path / f'w{r}.pt') for r in range(2)]
+    for w in per_rank:
+        torch.testing.assert_close(w, whole)
+    halves = [adaptive_weight((decoder(z[s]) - target[s]).pow(2).mean(),
+                              -(decoder(z[s]) @ critic).mean(), decoder.weight)
+              for s in (slice(0, 4), slice(4, 8))]
+    assert all(abs(h - whole) > 1e-3 for h in halves)  # what per-rank weights would be
 
 
 # ------------------------------------------------------------------------ PSNR / SSIM

@@ -603,6 +603,8 @@ def bench_train(args):
         if args.dry_run:
             seq = min(seq, 64 if kind == 'understanding' else 32)
         twin.train_dataloader.batch_size = batch
+        if args.accum:
+            twin.optim_wrapper.accumulative_counts = args.accum
         twin.train_cfg = dict(max_steps=warmup + steps + 1, log_interval=10**9)
         twin.checkpoint = dict(interval=10**9)
         twin.log_cfg = dict(tensorboard=False)
@@ -624,9 +626,10 @@ def bench_train(args):
         data = synthetic_batch(kind, module, batch, seq, seed=rank)
         on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in data.items()}
 
-        def step():
-            if runner.train_step(on_device) is None:
-                raise RuntimeError('non-finite loss in a benchmark step')
+        def step():  # one optimizer step: ``accum`` micro-steps
+            for _ in range(runner.accum):
+                if runner.train_step(on_device) is None:
+                    raise RuntimeError('non-finite loss in a benchmark step')
         if device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats()
         seconds = time_steps(step, device, warmup, steps)
@@ -641,11 +644,12 @@ def bench_train(args):
                'device': torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu',
                'world_size': world, 'zero_stage': runner.zero_stage,
                'precision': runner.precision, 'batch_per_rank': batch,
-               'global_batch': batch * world, 'steps_timed': steps,
+               'accumulation': runner.accum, 'global_batch': runner.global_batch_size,
+               'steps_timed': steps,
                'step_s': round(seconds, 4), 'params': params, 'trainable_params': trainable,
                'peak_mem_GB_rank0': None if peak is None else round(peak, 1)}
         if kind == 'tokenizer':
-            out['img_s'] = round(batch * world / seconds, 1)
+            out['img_s'] = round(runner.global_batch_size / seconds, 1)
             if twin.model.get('stage') in ('sghc', 'enhance') and twin.get('discriminator') \
                     and not args.no_raw:
                 if world == 1:
@@ -653,7 +657,7 @@ def bench_train(args):
                                              device, runner.dtype)
                     raw_s = time_steps(raw, device, warmup, steps)
                     out.update(raw_img_s=round(batch / raw_s, 1), raw_step_s=round(raw_s, 4),
-                               vs_raw=round(raw_s / seconds, 3))
+                               vs_raw=round(out['img_s'] * raw_s / batch, 3))
                 else:
                     out['raw_img_s'] = 'measured on one rank only (run without torchrun)'
         else:
@@ -665,7 +669,7 @@ def bench_train(args):
                 rows, width = ids.shape
             else:
                 rows, width = data['input_ids'].shape
-            tokens = rows * width
+            tokens = rows * width * runner.accum
             flops = llm_step_flops(llm, tokens, width, llm_params)
             out.update(seq=width, tokens_per_rank=tokens, llm_params=llm_params,
                        tokens_s=round(tokens * world / seconds),
@@ -802,7 +806,9 @@ def parse_args(argv=None):
                    help='train / loader / twin: override recipe keys first')
     p.add_argument('--batch', type=int, help='default: 64 (tokenizer), 1, 8 and 32 (generate), '
                    "the recipe's per-GPU batch (train, loader)")
-    p.add_argument('--steps', type=int, default=10, help='train: timed steps (median)')
+    p.add_argument('--steps', type=int, default=10, help='train: timed optimizer steps (median)')
+    p.add_argument('--accum', type=int, help="train: micro-steps per optimizer step (default: "
+                   "the recipe's optim_wrapper.accumulative_counts)")
     p.add_argument('--warmup', type=int, default=3, help='train: untimed first steps')
     p.add_argument('--scale', default='paper', choices=['paper', 'small', 'tiny'],
                    help="train / twin: the twin's network sizes (paper: the recipe's own)")

@@ -11,6 +11,7 @@
 #   summary.json                  all of the above in one file
 # Usage: OUT=/path bash tools/run_gpu_scale_checks.sh
 # Knobs: STEPS (trace steps, 24), BUDGET_S (480), SERIAL=1 (no concurrent runs),
+#        STAGES ("tok und gen": whose traces run), BENCH=0 (no throughput part), LOADER=0,
 #        ANCHOR=path/to/anchor_train_mfu.py (run it too, if time remains), PYTHON;
 #        SCALE=tiny EXTRA=deepspeed.precision=fp32 rehearse the trace part on a CPU.
 set -u
@@ -23,6 +24,8 @@ HALF=$((STEPS / 2))
 BUDGET_S=${BUDGET_S:-480}
 SERIAL=${SERIAL:-0}
 SCALE=${SCALE:-small}   # tiny: a CPU rehearsal of the shell logic
+STAGES=${STAGES:-tok und gen}
+BENCH=${BENCH:-1}
 EXTRA=${EXTRA:-}        # more --cfg-options for every training run (CPU: deepspeed.precision=fp32)
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
@@ -93,24 +96,40 @@ one() {  # one NAME STAGE GPU ZERO [extra train.py args]
 two() {  # two NAME STAGE PORT ZERO LAUNCHER [extra train.py args]
   local name=$1 stage=$2 port=$3 zero=$4 launcher=$5; shift 5
   local launch=("$PY" -m torch.distributed.run --nproc_per_node 2 --master_port "$port")
-  [[ $launcher == deepspeed ]] && launch=(deepspeed --num_gpus 2 --master_port "$port")
+  # the deepspeed launcher through this Python (its console script may carry another shebang)
+  [[ $launcher == deepspeed ]] && launch=("$PY" -m deepspeed.launcher.runner --num_gpus 2
+                                          --master_port "$port")
   step "$name" 240 "${launch[@]}" tools/train.py "$OUT/twins/$stage/config.py" \
     --work-dir "$OUT/runs/$name" "$@" --cfg-options ${OPTS[$stage]} deepspeed.zero_stage=$zero $EXTRA
 }
 
 # ---------------------------------------------------------------- 1. 1 GPU vs 2 GPUs
-par "one tok_1gpu tok 0 2" "one und_1gpu und 1 2" "one gen_1gpu gen 0 2"
-par "two tok_2gpu tok 29510 2 torchrun" "two und_2gpu und 29511 2 torchrun" \
-    "two gen_2gpu gen 29512 2 deepspeed" "two und_2gpu_zero3 und 29513 3 torchrun"
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+runs1=() runs2=() resumes=()
+# tok controls: the same global batch in 2 micro-steps on 1 GPU (the bf16 noise floor of this
+# GAN trace on one GPU: its adversarial terms amplify rounding) and the 1 vs 2 GPU pair in
+# fp32, from which the GAN's resumes across world sizes start
+has tok && { runs1+=("one tok_1gpu tok 0 2"
+                     "EXTRA='$EXTRA optim_wrapper.accumulative_counts=2' one tok_1gpu_acc2 tok 1 2"
+                     "EXTRA='$EXTRA deepspeed.precision=fp32' one tok_1gpu_fp32 tok 1 2")
+             runs2+=("two tok_2gpu tok 29510 2 torchrun"
+                     "EXTRA='$EXTRA deepspeed.precision=fp32' two tok_2gpu_fp32 tok 29515 2 torchrun")
+             resumes+=("EXTRA='$EXTRA deepspeed.precision=fp32' one tok_2to1_fp32 tok 0 2 --resume $OUT/runs/tok_2gpu_fp32/CK"
+                       "EXTRA='$EXTRA deepspeed.precision=fp32' two tok_1to2_fp32 tok 29514 2 torchrun --resume $OUT/runs/tok_1gpu_fp32/CK"); }
+has und && { runs1+=("one und_1gpu und 1 2");
+             runs2+=("two und_2gpu und 29511 2 torchrun" "two und_2gpu_zero3 und 29513 3 torchrun");
+             resumes+=("one und_zero3_2to1 und 1 3 --resume $OUT/runs/und_2gpu_zero3/CK"); }
+has gen && { runs1+=("one gen_1gpu gen 0 2"); runs2+=("two gen_2gpu gen 29512 2 deepspeed"); }
+(( ${#runs1[@]} )) && par "${runs1[@]}"
+(( ${#runs2[@]} )) && par "${runs2[@]}"
 
 # ---------------------------------------------------------------- 2. resume across world sizes
 CK=checkpoints/step_$(printf %08d "$HALF")
-par "one tok_2to1 tok 0 2 --resume $OUT/runs/tok_2gpu/$CK" \
-    "two tok_1to2 tok 29514 2 torchrun --resume $OUT/runs/tok_1gpu/$CK" \
-    "one und_zero3_2to1 und 1 3 --resume $OUT/runs/und_2gpu_zero3/$CK"
+(( ${#resumes[@]} )) && par "${resumes[@]//CK/$CK}"
 
 cmp() {  # cmp LABEL REF RUN [compare_logs args]
   local label=$1 ref=$2 run=$3; shift 3
+  [[ -d $OUT/runs/$ref || -d $OUT/runs/$run ]] || return 0
   {
     echo "## $label"
     "$PY" tools/compare_logs.py "$OUT/runs/$ref" "$OUT/runs/$run" --json "$OUT/logs/cmp_$label.json" "$@"
@@ -119,19 +138,21 @@ cmp() {  # cmp LABEL REF RUN [compare_logs args]
 }
 : > "$OUT/traces.txt"
 cmp tok_1v2 tok_1gpu tok_2gpu
+cmp tok_noise_floor_1gpu_accumulation tok_1gpu tok_1gpu_acc2
+cmp tok_1v2_fp32 tok_1gpu_fp32 tok_2gpu_fp32
 cmp und_1v2 und_1gpu und_2gpu
 cmp und_1v2_zero3 und_1gpu und_2gpu_zero3
 cmp gen_1v2_deepspeed_launcher gen_1gpu gen_2gpu
-cmp tok_resume_2to1 tok_2gpu tok_2to1 --steps $((HALF + 1)):
-cmp tok_resume_1to2 tok_1gpu tok_1to2 --steps $((HALF + 1)):
+cmp tok_resume_2to1_fp32 tok_2gpu_fp32 tok_2to1_fp32 --steps $((HALF + 1)):
+cmp tok_resume_1to2_fp32 tok_1gpu_fp32 tok_1to2_fp32 --steps $((HALF + 1)):
 cmp und_zero3_resume_2to1 und_2gpu_zero3 und_zero3_2to1 --steps $((HALF + 1)):
 cat "$OUT/traces.txt"
-"$PY" - "$OUT" <<'EOF'
+"$PY" - "$OUT" <<'EOF2'
 import glob, json, os, sys
 out = sys.argv[1]
 rows = {os.path.basename(p)[4:-5]: json.load(open(p)) for p in sorted(glob.glob(f'{out}/logs/cmp_*.json'))}
 json.dump(rows, open(f'{out}/traces.json', 'w'), indent=2)
-EOF
+EOF2
 find "$OUT/runs" -path '*/checkpoints/*' -prune -exec rm -rf {} + 2>/dev/null
 find "$OUT/runs" -name export\* -type d -prune -exec rm -rf {} + 2>/dev/null
 
@@ -146,24 +167,30 @@ bench() {  # bench NAME GPUS LIMIT [benchmark.py train args]
       --json "$OUT/bench/$name.json" "$@"
   fi
 }
-# the two tokenizer stages (with the raw stack each, same process) on one GPU each
-par "bench sghc_stage2_1gpu 0 150 --config registry_configs/sghc_vitb.py --batch 32" \
-    "bench sghc_stage3_1gpu 1 150 --config registry_configs/sghc_vitl.py --batch 32"
-bench qwen3b_gen_1gpu 0 150 --config ${RECIPE[gen]} --batch 8 --seq 512
-bench qwen3b_gen_2gpu 2 150 --config ${RECIPE[gen]} --batch 8 --seq 512
-B7=4; (( MEM_MB > 120000 )) && B7=8
-bench vicuna7b_und_zero3_2gpu 2 240 --config ${RECIPE[und]} --batch $B7 --seq 2048
-# the data path on this host (CPU only): samples/s through the recipes' loaders
-for recipe in t2i_qwen25_3b sghc_vitb t2i_qwen25_3b_pretokenized; do
-  step "loader_$recipe" 75 "$PY" tools/benchmark.py loader --config registry_configs/$recipe.py \
-    --batches 60 --json "$OUT/bench/loader_$recipe.json"
-done
-# last, as the budget allows: the generation step without gradient checkpointing (the
-# anchor's 44 % setting; may not fit 80 GB with fp32 master weights and Adam states)
-bench qwen3b_gen_1gpu_no_ckpt 0 150 --config ${RECIPE[gen]} --batch 8 --seq 512 \
-  --cfg-options model.gradient_checkpointing=False
-if [[ -n ${ANCHOR:-} && -f ${ANCHOR:-} ]]; then
-  CUDA_VISIBLE_DEVICES=0 step anchor_train_mfu 120 "$PY" "$ANCHOR"
+if [[ $BENCH == 1 ]]; then
+  # the two tokenizer stages (with the raw stack each, same process) on one GPU each
+  par "bench sghc_stage2_1gpu 0 150 --config registry_configs/sghc_vitb.py --batch 32" \
+      "bench sghc_stage3_1gpu 1 150 --config registry_configs/sghc_vitl.py --batch 32"
+  # generation at the anchor's micro-batch (8 x 512 tokens) and 8 of them a step (32k tokens,
+  # the recipe's 16 packed 4096-token rows make 64k): without checkpointing (the anchor's
+  # 44 % setting) and with it (the recipe's), then on 2 GPUs
+  G="--config ${RECIPE[gen]} --batch 8 --seq 512 --accum 8 --steps 4 --warmup 1"
+  bench qwen3b_gen_1gpu 0 150 $G --cfg-options model.gradient_checkpointing=False
+  bench qwen3b_gen_1gpu_ckpt 0 150 $G
+  bench qwen3b_gen_2gpu 2 150 $G --cfg-options model.gradient_checkpointing=False
+  B7=4; (( MEM_MB > 120000 )) && B7=8
+  bench vicuna7b_und_zero3_2gpu 2 240 --config ${RECIPE[und]} --batch $B7 --seq 2048 --accum 2 \
+    --steps 4 --warmup 1
+  if [[ -n ${ANCHOR:-} && -f ${ANCHOR:-} ]]; then
+    CUDA_VISIBLE_DEVICES=0 step anchor_train_mfu 150 "$PY" "$ANCHOR"
+  fi
+  # the data path on this host (CPU only): samples/s through the recipes' loaders
+  if [[ ${LOADER:-1} == 1 ]]; then
+    for recipe in t2i_qwen25_3b sghc_vitb t2i_qwen25_3b_pretokenized; do
+      step "loader_$recipe" 75 "$PY" tools/benchmark.py loader --config registry_configs/$recipe.py \
+        --batches 60 --json "$OUT/bench/loader_$recipe.json"
+    done
+  fi
 fi
 
 # ---------------------------------------------------------------- 4. summary
@@ -186,11 +213,17 @@ summary = {'failed_steps_log_tails': failed,
            'status': open(f'{out}/status.txt').read().splitlines(),
            'traces': load(f'{out}/traces.json'),
            'bench': {os.path.basename(p)[:-5]: load(p) for p in sorted(glob.glob(f'{out}/bench/*.json'))}}
+if os.path.isfile(f'{out}/logs/anchor_train_mfu.log'):
+    summary['anchor_train_mfu'] = [json.loads(line) for line in open(f'{out}/logs/anchor_train_mfu.log')
+                                   if line.startswith('{')]
 json.dump(summary, open(f'{out}/summary.json', 'w'), indent=2)
 for name, b in summary['bench'].items():
-    keys = ('device', 'world_size', 'zero_stage', 'batch_per_rank', 'step_s', 'img_s', 'raw_img_s',
+    keys = ('device', 'world_size', 'zero_stage', 'batch_per_rank', 'accumulation', 'step_s',
+            'img_s', 'raw_img_s',
             'vs_raw', 'tokens_s', 'mfu_vs_795tflops', 'peak_mem_GB_rank0', 'samples_per_s',
             'num_workers', 'error')
     print(name, {k: b[k] for k in keys if k in b})
+for row in summary.get('anchor_train_mfu', []):
+    print('anchor_train_mfu', row)
 EOF
 echo "done in $(( $(date +%s) - START ))s; results in $OUT"

@@ -12,6 +12,7 @@ How a tokenizer and the runner use it (see unimm/engine/runner.py):
   optimises the returned ``loss_disc``.
 """
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -53,27 +54,37 @@ def adaptive_weight(nll_loss, g_loss, last_layer, max=1e4, eps=1e-4):
     """VQGAN's adaptive adversarial weight ||grad nll|| / (||grad g|| + eps), clamped to
     [0, max] and detached; the gradients are taken w.r.t. ``last_layer`` (the decoder's
     last weight) with ``torch.autograd.grad``, so no ``.grad`` is touched and both graphs
-    are kept for the real backward. Returns 0 when autograd is off (evaluation)."""
+    are kept for the real backward. Under data parallelism both gradients are averaged
+    over the ranks first: the norms are not linear in the batch, so per-rank weights would
+    make N GPUs train differently from one GPU at the same global batch. Returns 0 when
+    autograd is off (evaluation)."""
     if not torch.is_grad_enabled():
         return torch.zeros((), device=nll_loss.device)
     nll_grad, = torch.autograd.grad(nll_loss, last_layer, retain_graph=True)
     g_grad, = torch.autograd.grad(g_loss, last_layer, retain_graph=True)
-    weight = nll_grad.float().norm() / (g_grad.float().norm() + eps)
+    grads = torch.stack([nll_grad.float(), g_grad.float()])
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(grads)
+        grads /= dist.get_world_size()
+    weight = grads[0].norm() / (grads[1].norm() + eps)
     return weight.clamp(0.0, float(max)).detach()
 
 
 def adversarial_terms(losses, images, recon, discriminator, step, weight, last_layer=None):
     """The generator side of the GAN for any pixel tokenizer: once ``discriminator`` has
     started, ``loss_adv`` (hinge on D(recon), times ``weight``, times VQGAN's adaptive
-    weight against the ``loss*`` entries of ``losses`` when ``last_layer`` is given) and
-    the detached ``disc_inputs`` the runner steps the discriminator on; else ``{}``."""
+    weight against the ``loss*`` entries of ``losses`` when ``last_layer`` is given, also
+    returned as ``adaptive_weight`` for the log) and the detached ``disc_inputs`` the runner
+    steps the discriminator on; else ``{}``."""
     if discriminator is None or not discriminator.started(step):
         return {}
     g_loss = generator_adversarial_loss(discriminator(images=recon))
+    out = {'disc_inputs': {'real': images, 'fake': recon.detach()}}
     if last_layer is not None:
         nll = sum(v for k, v in losses.items() if k.startswith('loss'))
-        weight = weight * adaptive_weight(nll, g_loss, last_layer)
-    return {'loss_adv': g_loss * weight, 'disc_inputs': {'real': images, 'fake': recon.detach()}}
+        out['adaptive_weight'] = adaptive_weight(nll, g_loss, last_layer)
+        weight = weight * out['adaptive_weight']
+    return dict(out, loss_adv=g_loss * weight)
 
 
 def _norm_layer(norm, channels):
