@@ -203,3 +203,17 @@ def test_ema_export_follows_its_decay(tmp_path, decay):
     want = final if decay == 0.0 else initial
     assert all(torch.equal(ema[k], want[k]) for k in ema)
     assert not all(torch.equal(final[k], initial[k]) for k in final)
+
+
+def test_deepspeed_config_bf16_skips_the_per_parameter_overflow_scan_unless_asked():
+    from mmengine.config import Config
+    from unimm.engine.runner import ds_config
+    optim = {'optimizer': {'type': 'AdamW', 'lr': 1e-4, 'weight_decay': 0.05},
+             'clip_grad': 1.0, 'accumulative_counts': 4}
+    base = ds_config(Config({}), optim, 8, 100, 2, 'bf16')
+    assert base['bf16'] == {'enabled': True, 'check_grad_overflow': False}
+    assert base['gradient_accumulation_steps'] == 4 and base['gradient_clipping'] == 1.0
+    asked = ds_config(Config({'deepspeed': {'config': {'bf16': {'check_grad_overflow': True}}}}),
+                      optim, 8, 100, 2, 'bf16')
+    assert asked['bf16'] == {'enabled': True, 'check_grad_overflow': True}
+    assert ds_config(Config({}), optim, 8, 100, 2, 'fp32')['bf16']['enabled'] is False
