@@ -335,6 +335,18 @@ def verdict(outcomes, want):
     return 'inconclusive'
 
 
+def psnr_claim(claim, paper, winner, others):
+    """A claim row: the ``winner`` (name, run) reconstructs better than each of ``others``
+    ({name: run}) by PSNR, ties within PSNR_TOL."""
+    name, run = winner
+    psnr = lambda r: r['recon']['psnr']  # noqa: E731
+    text = (f'PSNR {name} {num(psnr(run), 2)} vs '
+            + ' and '.join(f'{n} {num(psnr(r), 2)}' for n, r in others.items())
+            + f' (ties within {PSNR_TOL} dB)')
+    outcomes = [compare(psnr(run), psnr(r), PSNR_TOL) for r in others.values()]
+    return claim, paper, text, verdict(outcomes, [{'higher'}] * len(others))
+
+
 def claims(results):
     """(claim, paper, evidence, verdict) for each table present in ``results``."""
     runs, out = results['runs'], []
@@ -373,25 +385,16 @@ def claims(results):
                     'Tab. 4: GQA 56.7 -> 58.2, POPE 80.4 -> 83.1',
                     f'probe accuracy teacher-init vs random-init SPC {text}',
                     verdict([o], [{'higher'}])))
-        o1 = compare(sghc['recon']['psnr'], spc['recon']['psnr'], PSNR_TOL)
-        o2 = compare(sghc['recon']['psnr'], joint['recon']['psnr'], PSNR_TOL)
-        out.append(('SGHC reconstructs better than the SPC alone and than joint training',
-                    'Tab. 4: rFID 1.24 vs 2.73 (SPC) and 2.10 (joint)',
-                    f'PSNR SGHC {num(sghc["recon"]["psnr"], 2)} vs SPC '
-                    f'{num(spc["recon"]["psnr"], 2)} and joint {num(joint["recon"]["psnr"], 2)}'
-                    f' (ties within {PSNR_TOL} dB)', verdict([o1, o2], [{'higher'}, {'higher'}])))
+        out.append(psnr_claim('SGHC reconstructs better than the SPC alone and than joint '
+                              'training', 'Tab. 4: rFID 1.24 vs 2.73 (SPC) and 2.10 (joint)',
+                              ('SGHC', sghc), {'SPC': spc, 'joint': joint}))
     if '5' in by_label:
         t5 = by_label['5']
         chan, length, tex = (t5['channel concat, m = 12'], t5['length concat'],
                              t5['texture only (w/o sem)'])
-        o1 = compare(chan['recon']['psnr'], length['recon']['psnr'], PSNR_TOL)
-        o2 = compare(chan['recon']['psnr'], tex['recon']['psnr'], PSNR_TOL)
-        out.append(('channel concat beats length concat and texture-only',
-                    'Tab. 5: rFID 1.26 (channel) vs 1.45 (length) and 1.99 (w/o sem)',
-                    f'PSNR channel {num(chan["recon"]["psnr"], 2)} vs length '
-                    f'{num(length["recon"]["psnr"], 2)} and texture-only '
-                    f'{num(tex["recon"]["psnr"], 2)} (ties within {PSNR_TOL} dB)',
-                    verdict([o1, o2], [{'higher'}, {'higher'}])))
+        out.append(psnr_claim('channel concat beats length concat and texture-only',
+                              'Tab. 5: rFID 1.26 (channel) vs 1.45 (length) and 1.99 (w/o sem)',
+                              ('channel', chan), {'length': length, 'texture-only': tex}))
         ms = [t5[f'channel concat, m = {m}'] for m in (8, 12, 16)]
         usage = [e['recon']['usage_global'] for e in ms]
         sub = [e['recon']['usage_subcodes'] for e in ms]
