@@ -85,14 +85,15 @@ def test_two_level_argmax_equals_argmax():
     assert torch.equal(_argmax(x[:, :2050]), x[:, :2050].argmax(-1))  # no chunking
 
 
-@pytest.mark.parametrize('head', ['FlatVisualHead', 'FactorizedVisualHead'])
-def test_fast_sampler_emits_the_reference_loop_tokens(tiny_generator, head):
+@pytest.mark.parametrize('head,fuse', [('FlatVisualHead', False), ('FactorizedVisualHead', False),
+                                       ('FlatVisualHead', True)])
+def test_fast_sampler_emits_the_reference_loop_tokens(tiny_generator, head, fuse):
     model = tiny_generator(head)
     captions = ['a red circle', 'two blue squares and a large green triangle', None]
     prompts = model.prompt_ids(captions)
     uncond = model.prompt_ids([None] * len(captions))
     assert len({len(p) for p in prompts}) == 3  # rows are left-padded differently
-    sampler = CFGSampler(model, max_batch=3, max_prompt_len=32)
+    sampler = CFGSampler(model, max_batch=3, max_prompt_len=32, fuse_projections=fuse)
     for setting in SETTINGS:
         setting = dict(setting)
         guide = uncond if setting.pop('guided', True) else None
@@ -160,3 +161,54 @@ def test_gqa_decode_attention_equals_hf_sdpa(tiny_generator):
     grouped = decode(True)
     assert model.llm.config._attn_implementation == 'sdpa'
     torch.testing.assert_close(grouped, decode(False), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('arch', ['qwen2', 'llama'])
+def test_fused_projections_give_hf_hidden_states_and_leave_the_model_as_it_was(
+        tmp_path, arch):
+    """q/k/v and gate/up as one GEMM each: HF's hidden states at prefill and decode
+    (static cache, left padding; Qwen2 with q/k/v biases, LLaMA without), weights trained
+    after the first use are picked up, and outside the block nothing has changed."""
+    from transformers import AutoModelForCausalLM, StaticCache
+
+    from unimm.inference.fused import FusedProjections
+    folder = make_tiny_lm(tmp_path / arch, arch=arch, hidden_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, vocab_size=300)
+    torch.manual_seed(0)
+    llm = AutoModelForCausalLM.from_pretrained(folder).eval()
+    if arch == 'qwen2':  # non-zero biases, so a misplaced bias shows
+        for layer in llm.model.layers:
+            torch.nn.init.normal_(layer.self_attn.k_proj.bias)
+    ids = torch.tensor([[0, 0, 5, 6, 7], [1, 2, 3, 4, 5]])
+    mask = torch.zeros(2, 8, dtype=torch.long)
+    mask[:, :6] = torch.tensor([[0, 0, 1, 1, 1, 1], [1] * 6])
+    positions = (mask[:, :5].cumsum(-1) - 1).clamp(min=0)
+
+    def run():
+        cache = StaticCache(config=llm.config, max_cache_len=8)
+        with torch.no_grad():
+            first = llm.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                              cache=cache).last_hidden_state
+            second = llm.model(input_ids=torch.tensor([[9], [10]]), attention_mask=mask,
+                               position_ids=positions[:, -1:] + 1, cache=cache).last_hidden_state
+        return first, second
+
+    keys, classes = set(llm.state_dict()), {type(m): type(m).forward for m in llm.modules()}
+    fused = FusedProjections(llm)
+    assert len(fused.groups) == 4  # 2 attention + 2 MLP layers
+    for _ in range(2):  # the second time after a weight update (fused tensors refreshed)
+        with fused.active():
+            attn, mlp = llm.model.layers[0].self_attn, llm.model.layers[0].mlp
+            assert type(attn).forward is not classes[type(attn)]  # the fused forwards run
+            assert attn.unimm_qkv_weight.shape[0] == sum(
+                m.out_features for m in (attn.q_proj, attn.k_proj, attn.v_proj))
+            assert mlp.unimm_gate_up_weight.shape[0] == 2 * mlp.up_proj.out_features
+            got = run()
+        for a, b in zip(got, run()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        with torch.no_grad():
+            llm.model.layers[0].mlp.up_proj.weight.mul_(2)
+            llm.model.layers[1].self_attn.v_proj.weight.add_(0.1)
+    assert set(llm.state_dict()) == keys
+    assert all(cls.forward is forward for cls, forward in classes.items())
+    assert not any(name.startswith('unimm') for name, _ in llm.named_buffers())

@@ -136,7 +136,7 @@ def generation_paper_shape(device, dtype, head, tokenizer_dir):
 
 
 def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
-                   tuning='coordinate_descent', gqa_decode=True):
+                   tuning='coordinate_descent', gqa_decode=True, fuse_projections=False):
     import tempfile
     from unimm.inference.sampler import CFGSampler
     device = torch.device('cuda')
@@ -150,7 +150,8 @@ def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
     rows = []
     for batch in batches:
         sampler = CFGSampler(model, max_batch=batch, max_prompt_len=prompt_len + 1,
-                             tuning=tuning, gqa_decode=gqa_decode)
+                             tuning=tuning, gqa_decode=gqa_decode,
+                             fuse_projections=fuse_projections)
         prompts = [torch.randint(0, model.text_vocab, (prompt_len,), generator=gen).tolist()
                    + [model.boi_id] for _ in range(batch)]
         uncond = model.prompt_ids([None] * batch)
@@ -162,7 +163,7 @@ def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
                          ratio_to_floor=round(seconds / floor, 2)))
         print(json.dumps(rows[-1]), flush=True)
     return {'device': torch.cuda.get_device_name(), 'head': head, 'tuning': tuning,
-            'gqa_decode': gqa_decode, 'params': params,
+            'gqa_decode': gqa_decode, 'fuse_projections': fuse_projections, 'params': params,
             'bandwidth_TBps': round(bandwidth / 1e12, 2), 'weight_floor_s': round(floor, 3),
             'tokens': n, 'cfg_scale': cfg_scale, 'runs': rows}
 
@@ -788,7 +789,8 @@ BENCHMARKS = {
     'tokenizer': lambda args: bench_tokenizer(args.batch or 64),
     'generate': lambda args: bench_generate([args.batch] if args.batch else [1, 8, 32],
                                             head=args.head, tuning=args.tuning,
-                                            gqa_decode=args.attention == 'gqa_decode'),
+                                            gqa_decode=args.attention == 'gqa_decode',
+                                            fuse_projections=args.fuse),
     'llava_step': lambda args: bench_llava_step(args.batch or 8, args.seq or 2048, args.zero,
                                                 args.offload),
 }
@@ -829,6 +831,8 @@ def parse_args(argv=None):
                    help='generate: FlatVisualHead or FactorizedVisualHead')
     p.add_argument('--tuning', default='coordinate_descent',
                    help='generate: the decode step\'s compile options (CFGSampler.COMPILE_TUNING)')
+    p.add_argument('--fuse', action='store_true',
+                   help='generate: q/k/v and gate/up as one GEMM each (FusedProjections)')
     p.add_argument('--attention', default='gqa_decode', choices=['gqa_decode', 'sdpa'],
                    help='generate: grouped decode attention, or HF SDPA (repeat_kv)')
     p.add_argument('--seq', type=int, help='llava_step (default 2048) / train (default: 2048 '

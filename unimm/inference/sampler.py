@@ -7,11 +7,13 @@ the head, guidance, filtering, the draw) captured as one compiled graph on GPU.
 dynamic cache, eager). Both draw through `draw_tokens`, so with the same seed the same
 logits give the same tokens.
 """
+import contextlib
 import math
 
 import torch
 
 from unimm.inference.attention import gqa_decode_attention_for
+from unimm.inference.fused import FusedProjections
 
 SCHEDULES = ('constant', 'linear', 'cosine')
 
@@ -161,16 +163,19 @@ class CFGSampler:
     with guidance and sampling inside the graph. ``compile=False`` runs the same step
     eagerly (the CPU default), which draws exactly like `reference_generate`.
     ``gqa_decode`` runs attention through `gqa_decode_attention` (no ``repeat_kv`` of
-    the cache); False keeps HF's SDPA (a benchmark comparison)."""
+    the cache); False keeps HF's SDPA (a benchmark comparison). ``fuse_projections``
+    runs q/k/v and gate/up as one GEMM each (`FusedProjections`; costs the memory of those
+    weights once more; off by default until measured on a GPU, docs/performance.md)."""
 
     def __init__(self, model, max_batch=1, max_prompt_len=128, compile=None,
-                 tuning='coordinate_descent', gqa_decode=True):
+                 tuning='coordinate_descent', gqa_decode=True, fuse_projections=False):
         if tuning not in COMPILE_TUNING:
             raise ValueError(f'tuning {tuning!r} is not one of {sorted(COMPILE_TUNING)}')
         self.model = model
         self.max_batch = max_batch
         self.max_prompt_len = max_prompt_len
         self.gqa_decode = gqa_decode
+        self.fused = FusedProjections(model.llm) if fuse_projections else None
         self.device = model.llm.device
         self.compile = self.device.type == 'cuda' if compile is None else compile
         self._cache = None
@@ -222,7 +227,8 @@ class CFGSampler:
         # on the device up front: a host scalar per step would sync the stream
         scales = torch.tensor([opts.scale(step, n) for step in range(n)], device=self.device)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []), \
-                gqa_decode_attention_for(model.llm, self.gqa_decode):
+                gqa_decode_attention_for(model.llm, self.gqa_decode), \
+                (self.fused.active() if self.fused else contextlib.nullcontext()):
             torch.manual_seed(opts.seed)
             g = self._decode_step(ids, positions, full_mask, scales[0], cache, batch, guided)
             positions = positions[:, -1:].clone()
