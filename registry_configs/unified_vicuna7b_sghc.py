@@ -12,7 +12,7 @@
 # Data: data/llava/llava_v1_5_mix665k.json + data/llava/images; pairs pre-tokenised with
 #   python tools/pretokenize.py registry_configs/t2i_qwen25_3b.py --out data/t2i/tokens
 # (the tokens depend only on the SemHiTok export, not on the LLM).
-_base_ = ['./_base_/default_runtime.py']
+_base_ = ['./_base_/default_runtime.py', './_base_/evaluation/t2i_geneval_mjhq.py']
 _llm = 'checkpoints/vicuna-7b-v1.5'
 _tokenizer = 'work_dirs/sghc_vitl/export'
 model = dict(
@@ -45,10 +45,4 @@ deepspeed = dict(zero_stage=2, precision='bf16')
 checkpoint = dict(interval=1000, max_keep=3)
 test_cfg = dict(
     lmms=dict(type='LmmsEvalEvaluator', tasks=['mme', 'pope', 'gqa', 'seedbench'],
-              batch_size=1),
-    geneval=dict(type='GenEvalEvaluator', metadata_file='data/geneval/evaluation_metadata.jsonl',
-                 n_samples=4, batch_size=32, sampling=dict(cfg_scale=4.0, top_k=0, top_p=1.0),
-                 geneval_root=None, detector_path=None),
-    mjhq=dict(type='MJHQEvaluator', meta_file='data/mjhq30k/meta_data.json',
-              reference_root='data/mjhq30k/mjhq30k_imgs', batch_size=32,
-              sampling=dict(cfg_scale=4.0)))
+              batch_size=1))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from tests.conftest import release_process_group
+from tests.toy import toy_adversarial_terms
 from unimm.engine.checkpoint import MARKER
 from unimm.models.base import PretrainedMixin
 from unimm.registry import MODELS
@@ -44,9 +45,7 @@ class DistToyRegressor(PretrainedMixin, nn.Module):
         fake = self.net(batch['x'])
         out = {'loss': nn.functional.mse_loss(fake, batch['y'])}
         if discriminator is not None:
-            out['loss_adv'] = -discriminator(x=torch.cat([batch['x'], fake], 1)).mean() * 0.1
-            out['disc_inputs'] = {'real': torch.cat([batch['x'], batch['y']], 1),
-                                  'fake': torch.cat([batch['x'], fake.detach()], 1)}
+            out.update(toy_adversarial_terms(batch, fake, discriminator))
         return out
 
 

@@ -47,6 +47,14 @@ class ToyRegressor(PretrainedMixin, nn.Module):
         return {'loss': loss, 'abs_err': (self.net(batch['x']) - batch['y']).abs().mean().detach()}
 
 
+def toy_adversarial_terms(batch, fake, discriminator):
+    """``loss_adv`` through the (frozen) critic on (x, fake) and the detached
+    ``disc_inputs`` of the toys' GAN generators."""
+    return {'loss_adv': -discriminator(x=torch.cat([batch['x'], fake], 1)).mean() * 0.1,
+            'disc_inputs': {'real': torch.cat([batch['x'], batch['y']], 1),
+                            'fake': torch.cat([batch['x'], fake.detach()], 1)}}
+
+
 @MODELS.register_module()
 class ToyGenerator(PretrainedMixin, nn.Module):
     """Maps x to a fake y; its adversarial loss goes through the (frozen) discriminator."""
@@ -59,9 +67,7 @@ class ToyGenerator(PretrainedMixin, nn.Module):
         fake = self.net(batch['x'])
         out = {'loss_rec': nn.functional.mse_loss(fake, batch['y'])}
         if discriminator is not None:
-            out['loss_adv'] = -discriminator(x=torch.cat([batch['x'], fake], 1)).mean() * 0.1
-            out['disc_inputs'] = {'real': torch.cat([batch['x'], batch['y']], 1),
-                                  'fake': torch.cat([batch['x'], fake.detach()], 1)}
+            out.update(toy_adversarial_terms(batch, fake, discriminator))
         return out
 
 

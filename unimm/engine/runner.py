@@ -259,6 +259,7 @@ class Runner:
                                    load_universal if 'discriminator' in universal else {}))
             self.engines['discriminator'] = self.disc_engine
             self._disc_trainable = [p for p in self.disc.parameters() if p.requires_grad]
+            self._disc_takes_step = 'step' in inspect.signature(self.disc.forward).parameters
         self._forward_kwargs = set(inspect.signature(self.model.forward).parameters)
 
         self.ema = None
@@ -385,8 +386,7 @@ class Runner:
         logged['loss'] = float(loss.detach())
         disc_inputs = out.get('disc_inputs')
         if self.disc is not None and disc_inputs is not None:
-            dkw = {'step': self.state['global_step']} \
-                if 'step' in inspect.signature(self.disc.forward).parameters else {}
+            dkw = {'step': self.state['global_step']} if self._disc_takes_step else {}
             dout = self.disc_engine(**disc_inputs, **dkw)
             dloss = sum_losses(dout, type(self.disc).__name__)
             if self._all_finite(dloss):

@@ -30,7 +30,8 @@ def _fused_attention_forward(self, hidden_states, position_embeddings=None,
                                              attention_mask, cache=cache, **kwargs)
     shape = (*hidden_states.shape[:-1], -1, self.head_dim)
     qkv = F.linear(hidden_states, self._buffers[QKV], self._buffers.get(QKV_BIAS))
-    q, k, v = (t.view(shape).transpose(1, 2) for t in qkv.split(self.unimm_qkv_sizes, -1))
+    sizes = (self.q_proj.out_features, self.k_proj.out_features, self.v_proj.out_features)
+    q, k, v = (t.view(shape).transpose(1, 2) for t in qkv.split(sizes, -1))
     family = sys.modules[type(self).__module__]
     cos, sin = position_embeddings
     q, k = family.apply_rotary_pos_emb(q, k, cos, sin)
@@ -84,10 +85,9 @@ class FusedProjections:
     @torch.no_grad()
     def refresh(self):
         """Copy the model's current weights into the fused tensors."""
-        source = self.groups[0][2][0].weight if self.groups else None
-        if self.tensors is None or (source is not None and (
-                self.tensors[0][0].device, self.tensors[0][0].dtype) != (source.device,
-                                                                         source.dtype)):
+        if self.tensors is None or any(  # first use, or the model moved / was cast since
+                (w.device, w.dtype) != (linears[0].weight.device, linears[0].weight.dtype)
+                for (_, _, linears), (w, _) in zip(self.groups, self.tensors)):
             self.tensors = [_stacked(linears) for _, _, linears in self.groups]
         for (_, _, linears), (weight, bias) in zip(self.groups, self.tensors):
             start = 0
@@ -110,18 +110,15 @@ class FusedProjections:
             _ORIGINAL_FORWARD[cls] = cls.forward
             cls.forward = _fused_attention_forward if cls.__name__ in ATTENTION \
                 else _fused_mlp_forward
-        for (module, names, linears), tensors in zip(self.groups, self.tensors):
+        for (module, names, _), tensors in zip(self.groups, self.tensors):
             for name, t in zip(names, tensors):
                 if t is not None:
                     module.register_buffer(name, t, persistent=False)
-            if names[0] == QKV:
-                module.unimm_qkv_sizes = tuple(m.out_features for m in linears)
         try:
             yield self.llm
         finally:
             for module, names, _ in self.groups:
                 for name in names:
                     module._buffers.pop(name, None)
-                module.__dict__.pop('unimm_qkv_sizes', None)
             for cls in classes:
                 cls.forward = _ORIGINAL_FORWARD.pop(cls)
