@@ -239,6 +239,16 @@ def test_benchmark_train_dry_run(recipe, in_process):
         assert out['zero_stage'] == 3 and out['seq'] == 64
 
 
+def test_benchmark_train_times_an_optimizer_step_of_accum_micro_steps(in_process):
+    import benchmark
+    config = os.path.join(ROOT, 'registry_configs', 't2i_qwen25_3b.py')
+    out = benchmark.main(['train', '--config', config, '--dry-run', '--batch', '2',
+                          '--accum', '2'])
+    assert (out['accumulation'], out['global_batch']) == (2, 4)
+    assert out['tokens_per_rank'] == 2 * 2 * 32  # two micro-batches of 2 rows x 32 tokens
+    assert out['tokens_s'] == pytest.approx(128 / out['step_s'], rel=0.01, abs=0.6)
+
+
 def test_benchmark_loader_and_twin(tmp_path):
     import benchmark
     from unimm.engine.config import load_config
