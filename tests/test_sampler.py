@@ -8,6 +8,7 @@ import torch
 from unimm.inference.sampler import (CFGSampler, _argmax, cfg_scale_at, draw_tokens,
                                      filter_logits, reference_generate)
 from unimm.models.mllm.tiny_lm import make_tiny_lm
+from unimm.models.mllm.visual_head import FlatVisualHead
 from unimm.registry import MODELS
 
 
@@ -85,8 +86,8 @@ def test_two_level_argmax_equals_argmax():
     assert torch.equal(_argmax(x[:, :2050]), x[:, :2050].argmax(-1))  # no chunking
 
 
-@pytest.mark.parametrize('head,fuse', [('FlatVisualHead', False), ('FactorizedVisualHead', False),
-                                       ('FlatVisualHead', True)])
+@pytest.mark.parametrize('head,fuse', [('FlatVisualHead', True), ('FactorizedVisualHead', True),
+                                       ('FlatVisualHead', False)])
 def test_fast_sampler_emits_the_reference_loop_tokens(tiny_generator, head, fuse):
     model = tiny_generator(head)
     captions = ['a red circle', 'two blue squares and a large green triangle', None]
@@ -104,6 +105,46 @@ def test_fast_sampler_emits_the_reference_loop_tokens(tiny_generator, head, fuse
         assert ref.min() >= 0 and ref.max() < model.num_visual
     # a different seed gives different tokens; the same seed the same ones again
     assert not torch.equal(sampler.generate(prompts, uncond, seed=9), ref)
+
+
+@pytest.mark.parametrize('head', ['FlatVisualHead', 'FactorizedVisualHead'])
+@pytest.mark.parametrize('rows', [1, 3])
+def test_head_sample_gives_each_half_its_own_logits(tiny_generator, head, rows):
+    """Cond and uncond logits computed together (one GEMM, or two row products for one
+    row each) equal the logits of each half computed alone."""
+    model = tiny_generator(head)
+    head = model.visual_head
+    torch.manual_seed(1)
+    hc, hu = torch.randn(rows, 64), torch.randn(rows, 64)
+    seen = []
+
+    def draw(lc, lu):
+        seen.append((lc, lu))
+        return lc.argmax(-1)
+
+    with torch.no_grad():
+        ids = head.sample(hc, hu, draw)
+        if isinstance(head, FlatVisualHead):
+            expect = [(head.visual_logits(hc), head.visual_logits(hu))]
+        else:
+            i = expect_i = head.semantic_logits(hc).argmax(-1)
+            expect = [(head.semantic_logits(hc), head.semantic_logits(hu)),
+                      (head.sub_logits(hc, i), head.sub_logits(hu, i))]
+            assert torch.equal(ids // head.sub_codes, expect_i)
+    assert len(seen) == len(expect)
+    for (lc, lu), (ec, eu) in zip(seen, expect):
+        torch.testing.assert_close(lc, ec)
+        torch.testing.assert_close(lu, eu)
+        assert not torch.allclose(lc, lu)
+
+
+def test_cache_length_is_aligned_and_hides_its_spare_slots(tiny_generator):
+    model = tiny_generator('FlatVisualHead')
+    sampler = CFGSampler(model, max_batch=1, max_prompt_len=33)
+    assert sampler.max_len == 64 and 33 + model.num_image_tokens < 64
+    prompts, uncond = model.prompt_ids(['a red circle']), model.prompt_ids([None])
+    assert torch.equal(sampler.generate(prompts, uncond, seed=3),
+                       reference_generate(model, prompts, uncond, seed=3))
 
 
 def test_reference_loop_reads_the_visual_slice_of_the_lm_head(tiny_generator):

@@ -136,7 +136,7 @@ def generation_paper_shape(device, dtype, head, tokenizer_dir):
 
 
 def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
-                   tuning='coordinate_descent', gqa_decode=True, fuse_projections=False):
+                   tuning='coordinate_descent', gqa_decode=True, fuse_projections=True):
     import tempfile
     from unimm.inference.sampler import CFGSampler
     device = torch.device('cuda')
@@ -790,7 +790,7 @@ BENCHMARKS = {
     'generate': lambda args: bench_generate([args.batch] if args.batch else [1, 8, 32],
                                             head=args.head, tuning=args.tuning,
                                             gqa_decode=args.attention == 'gqa_decode',
-                                            fuse_projections=args.fuse),
+                                            fuse_projections=not args.no_fuse),
     'llava_step': lambda args: bench_llava_step(args.batch or 8, args.seq or 2048, args.zero,
                                                 args.offload),
 }
@@ -831,8 +831,8 @@ def parse_args(argv=None):
                    help='generate: FlatVisualHead or FactorizedVisualHead')
     p.add_argument('--tuning', default='coordinate_descent',
                    help='generate: the decode step\'s compile options (CFGSampler.COMPILE_TUNING)')
-    p.add_argument('--fuse', action='store_true',
-                   help='generate: q/k/v and gate/up as one GEMM each (FusedProjections)')
+    p.add_argument('--no-fuse', action='store_true',
+                   help='generate: q/k/v and gate/up as separate GEMMs (no FusedProjections)')
     p.add_argument('--attention', default='gqa_decode', choices=['gqa_decode', 'sdpa'],
                    help='generate: grouped decode attention, or HF SDPA (repeat_kv)')
     p.add_argument('--seq', type=int, help='llava_step (default 2048) / train (default: 2048 '
