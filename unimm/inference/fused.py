@@ -89,16 +89,18 @@ class FusedProjections:
                 (w.device, w.dtype) != (linears[0].weight.device, linears[0].weight.dtype)
                 for (_, _, linears), (w, _) in zip(self.groups, self.tensors)):
             self.tensors = [_stacked(linears) for _, _, linears in self.groups]
+        dst, src = [], []
         for (_, _, linears), (weight, bias) in zip(self.groups, self.tensors):
             start = 0
             for m in linears:
                 end = start + m.out_features
-                weight[start:end].copy_(m.weight)
-                if m.bias is not None:
-                    bias[start:end].copy_(m.bias)
-                elif bias is not None:
-                    bias[start:end].zero_()
+                dst.append(weight[start:end])
+                src.append(m.weight)
+                if bias is not None:
+                    dst.append(bias[start:end])
+                    src.append(m.bias if m.bias is not None else bias.new_zeros(m.out_features))
                 start = end
+        torch._foreach_copy_(dst, src)  # a few multi-tensor kernels, not one copy per linear
 
     @contextlib.contextmanager
     def active(self):
