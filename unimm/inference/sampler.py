@@ -196,8 +196,8 @@ class CFGSampler:
 
     @property
     def max_len(self):
-        """Cache length: prompt and image rounded up to a multiple of 64, so the cache's
-        rows stay aligned for the GEMM kernels (an odd length drops cuBLAS to slow
+        """Cache length: prompt and image rounded up to a multiple of 64, so the attention
+        matmuls over the cache get aligned strides (an odd length drops cuBLAS to slow
         unaligned kernels); the mask hides the spare slots."""
         return -(-(self.max_prompt_len + self.model.num_image_tokens) // 64) * 64
 
