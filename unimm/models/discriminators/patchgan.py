@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unimm.models.base import PretrainedMixin
+from unimm.models.quantizers.output import all_reduce_sum_, distributed
 from unimm.registry import MODELS
 
 GAN_LOSS_TYPES = ('hinge', 'vanilla')
@@ -63,8 +64,8 @@ def adaptive_weight(nll_loss, g_loss, last_layer, max=1e4, eps=1e-4):
     nll_grad, = torch.autograd.grad(nll_loss, last_layer, retain_graph=True)
     g_grad, = torch.autograd.grad(g_loss, last_layer, retain_graph=True)
     grads = torch.stack([nll_grad.float(), g_grad.float()])
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(grads)
+    if distributed():
+        all_reduce_sum_(grads)
         grads /= dist.get_world_size()
     weight = grads[0].norm() / (grads[1].norm() + eps)
     return weight.clamp(0.0, float(max)).detach()
