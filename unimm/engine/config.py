@@ -10,7 +10,7 @@ KNOWN_KEYS = {
     'model', 'discriminator', 'train_dataloader', 'val_dataloader', 'test_dataloader',
     'optim_wrapper', 'disc_optim_wrapper', 'param_scheduler', 'train_cfg', 'test_cfg',
     'checkpoint', 'deepspeed', 'randomness', 'ema', 'work_dir', 'custom_imports',
-    'log_cfg', 'load_from',
+    'log_cfg', 'load_from', 'compile',
 }
 # sub-trees whose dicts with a "type" are registry components
 COMPONENT_ROOTS = ('model', 'discriminator', 'train_dataloader', 'val_dataloader',

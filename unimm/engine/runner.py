@@ -21,6 +21,7 @@ from unimm.datasets.collate import collate_skip_corrupt  # noqa: E402
 from unimm.datasets.samplers import length_grouped_indices  # noqa: E402
 from unimm.engine.checkpoint import (CheckpointManager, convert_to_universal,  # noqa: E402
                                      resolve_resume, saved_world_size)
+from unimm.engine.compile import compile_networks, compile_options  # noqa: E402
 from unimm.engine.ema import EMA  # noqa: E402
 from unimm.engine.logger import MetricLogger  # noqa: E402
 from unimm.registry import DATASETS, MODELS  # noqa: E402
@@ -92,7 +93,8 @@ def ds_config(cfg, optim, batch_size, max_steps, zero_stage, precision):
     warmup = int(sched.get('warmup_steps', 0))
     if sched_type == 'WarmupCosine':
         scheduler = {'type': 'WarmupCosineLR', 'params': {
-            'total_num_steps': max(max_steps, warmup + 1), 'warmup_num_steps': warmup,
+            # DeepSpeed rejects 0 warm-up steps (and warms up over at least 2)
+            'total_num_steps': max(max_steps, warmup + 1), 'warmup_num_steps': max(warmup, 1),
             'warmup_type': 'linear', 'warmup_min_ratio': 0.0,
             'cos_min_ratio': float(sched.get('min_lr_ratio', 0.0))}}
     elif sched_type == 'Constant':
@@ -261,6 +263,10 @@ class Runner:
             self._disc_trainable = [p for p in self.disc.parameters() if p.requires_grad]
             self._disc_takes_step = 'step' in inspect.signature(self.disc.forward).parameters
         self._forward_kwargs = set(inspect.signature(self.model.forward).parameters)
+        options = compile_options(cfg.get('compile'), self.zero_stage)
+        self.compiled = [] if options is None else [
+            name for net, prefix in ((self.model, 'model.'), (self.disc, 'discriminator.'))
+            if net is not None for name in compile_networks(net, options, prefix)]
 
         self.ema = None
         if cfg.get('ema'):
@@ -423,6 +429,8 @@ class Runner:
                                        'tensorboard', True))
         self.logger.message(f'{self.world_size} rank(s) x batch {self.batch_size} x '
                             f'{self.accum} accumulation = global batch {self.global_batch_size}')
+        if self.compiled:
+            self.logger.message(f'torch.compile: {", ".join(self.compiled)}')
         if self.resumed_from:
             self.logger.message(f'resumed from {self.resumed_from} (step '
                                 f'{self.state["global_step"]}, saved on {self.saved_world_size} '

@@ -1,0 +1,98 @@
+"""The ``compile`` config key: a SemHiTok stage-2 GAN run compiles its networks and the
+discriminator, leaves the quantizers eager, keeps parameter names and checkpoints, and
+trains step for step like the eager run. (The CPU uses the aot_eager backend: dynamo
+capture and AOT autograd run for real; inductor's kernels are exercised on the GPU.)"""
+import os
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from tests.conftest import release_process_group
+from tests.test_semhitok import config as semhitok_config
+from tests.test_semhitok import images, stage1
+from unimm.utils.build import ConfigError
+
+NETWORKS = ['model.semantic_encoder', 'model.semantic_proj', 'model.semantic_decoder',
+            'model.pixel_encoder', 'model.pixel_decoder', 'discriminator']
+
+
+class Images(torch.utils.data.Dataset):
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {'image': self.x[i]}
+
+
+@pytest.fixture
+def process_group():
+    env = dict(os.environ)
+    yield
+    release_process_group(env)
+
+
+def run_config(teacher, spc_folder, compile_cfg, zero_stage=2):
+    return Config(dict(
+        model=semhitok_config(teacher, stage='sghc', init_from=spc_folder, adv_weight=0.5),
+        discriminator=dict(type='PatchGANDiscriminator', base_channels=8, num_layers=1,
+                           norm='group', start_step=0),
+        train_dataloader=dict(batch_size=4, num_workers=0,
+                              dataset=dict(type='ShapesCaptionDataset')),  # replaced
+        optim_wrapper=dict(optimizer=dict(lr=1e-3), clip_grad=1.0),
+        disc_optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.0)),
+        train_cfg=dict(max_steps=3, log_interval=1), log_cfg=dict(tensorboard=False),
+        deepspeed=dict(zero_stage=zero_stage, precision='fp32'), compile=compile_cfg))
+
+
+def trace(cfg, work_dir, batch, steps=3):
+    from unimm.engine.runner import Runner
+    runner = Runner(cfg, str(work_dir), dataset=Images(batch['image']))
+    losses = [runner.train_step(batch) for _ in range(steps)]
+    module = runner.engine.module
+    ids = module.eval().encode(batch['image'])
+    return runner, losses, ids, {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_compiled_run_matches_eager_step_for_step(teacher, tmp_path, process_group):
+    torch._dynamo.reset()
+    stage1(teacher, tmp_path)
+    batch = {'image': images(n=4, seed=2)}
+    spc = str(tmp_path / 'spc')
+    eager, eager_losses, eager_ids, eager_state = trace(
+        run_config(teacher, spc, None), tmp_path / 'eager', batch)
+    assert eager.compiled == []
+    torch._dynamo.utils.counters.clear()
+    runner, losses, ids, state = trace(
+        run_config(teacher, spc, dict(backend='aot_eager')), tmp_path / 'compiled', batch)
+
+    assert runner.compiled == NETWORKS
+    model = runner.engine.module
+    assert model.pixel_quantizer._compiled_call_impl is None  # quantizers stay eager
+    assert model.semantic_quantizer._compiled_call_impl is None
+    assert model.pixel_encoder._compiled_call_impl is not None
+    assert torch._dynamo.utils.counters['stats']['unique_graphs'] >= 4  # really traced
+    assert state.keys() == eager_state.keys()  # checkpoints keep their names
+
+    for got, want in zip(losses, eager_losses):
+        assert got.keys() == want.keys()
+        for k in ('loss', 'loss_adv', 'disc/loss_disc'):
+            assert got[k] == pytest.approx(want[k], rel=1e-4, abs=1e-6), k
+    assert torch.equal(ids, eager_ids)
+    for k, v in state.items():
+        torch.testing.assert_close(v, eager_state[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+@pytest.mark.parametrize('value, zero, message', [
+    (dict(mode='max-autotune', backnd='inductor'), 2, "unknown keys ['backnd']"),
+    ('inductor', 2, 'is not True, None or a dict'),
+    (True, 3, 'not supported with ZeRO-3'),
+])
+def test_compile_config_errors_are_named(value, zero, message):
+    from unimm.engine.compile import compile_options
+    with pytest.raises(ConfigError, match=message.replace('[', r'\[').replace(']', r'\]')):
+        compile_options(value, zero)
+    assert compile_options(None, 3) is None and compile_options(True, 2) == {}

@@ -1,0 +1,45 @@
+"""The ``compile`` config key: torch.compile a model's networks in place, leaving its
+data-dependent parts (quantizers: EMA updates, restarts, statistics) eager."""
+from unimm.utils.build import ConfigError
+
+# keyword arguments of torch.compile a config may set
+COMPILE_OPTIONS = ('backend', 'mode', 'dynamic', 'fullgraph', 'options')
+
+
+def compile_options(value, zero_stage):
+    """The torch.compile keyword arguments of the config's ``compile`` (None when off)."""
+    if value in (None, False):
+        return None
+    if value is not True and not isinstance(value, dict):
+        raise ConfigError(f'compile: {value!r} is not True, None or a dict of torch.compile '
+                          'arguments')
+    options = {} if value is True else dict(value)
+    unknown = sorted(set(options) - set(COMPILE_OPTIONS))
+    if unknown:
+        raise ConfigError(f'compile: unknown keys {unknown}; torch.compile takes '
+                          f'{list(COMPILE_OPTIONS)} (or compile=True for its defaults)')
+    if zero_stage == 3:
+        raise ConfigError('compile: not supported with ZeRO-3 here (its parameter gathers run '
+                          'in module hooks; untested under torch.compile); use ZeRO <= 2 or '
+                          'compile=None')
+    return options
+
+
+def _has_eager_part(module):
+    return any(getattr(m, 'eager_only', False) for m in module.modules())
+
+
+def compile_networks(module, options, prefix=''):
+    """``nn.Module.compile`` (names, state dicts and checkpoints unchanged) on ``module``,
+    or, when it holds an ``eager_only`` module, on each of its children that holds
+    parameters, recursively. Returns the dotted names compiled (``prefix`` + name)."""
+    if getattr(module, 'eager_only', False) or not any(True for _ in module.parameters()):
+        return []
+    if not _has_eager_part(module):
+        module.compile(**options)
+        return [prefix.rstrip('.')]
+    names = []
+    for name, child in module.named_children():
+        names += compile_networks(child, options, f'{prefix}{name}.')
+    return names
+
