@@ -77,9 +77,17 @@ def sum_losses(out, where):
     return sum(losses)
 
 
-def scalars_of(out):
-    return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()
-            if isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)}
+def scalars_of(out, extra=()):
+    """The one-element entries of ``out`` (and ``extra`` (name, tensor) pairs) as floats,
+    the tensors read back from the device in one copy."""
+    tensors = [(k, v) for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1]
+    tensors += list(extra)
+    device = tensors[0][1].device if tensors else None
+    values = torch.stack([v.detach().float().reshape(()).to(device)
+                          for _, v in tensors]).tolist() if tensors else []
+    logged = {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
+    logged.update(zip((k for k, _ in tensors), values))
+    return logged
 
 
 def ds_config(cfg, optim, batch_size, max_steps, zero_stage, precision):
@@ -388,8 +396,7 @@ class Runner:
             return None
         self.engine.backward(loss)
         self.engine.step()
-        logged = scalars_of(out)
-        logged['loss'] = float(loss.detach())
+        logged = scalars_of(out, [('loss', loss)])
         disc_inputs = out.get('disc_inputs')
         if self.disc is not None and disc_inputs is not None:
             dkw = {'step': self.state['global_step']} if self._disc_takes_step else {}

@@ -16,6 +16,13 @@ class QuantizerOutput:
     stats: dict = field(default_factory=dict)
 
 
+def code_counts(ids, num_codes):
+    """Histogram of ``ids`` over ``num_codes`` bins (long). Unlike torch.bincount on a GPU
+    it does not wait for the device to size its output."""
+    flat = ids.flatten()
+    return flat.new_zeros(num_codes).scatter_add_(0, flat, torch.ones_like(flat))
+
+
 def perplexity(counts):
     """exp(entropy) of the code histogram: the effective number of codes in use."""
     p = counts.float() / counts.sum().clamp_min(1)

@@ -8,7 +8,8 @@ from torch import nn
 
 from unimm.registry import MODELS
 
-from .output import QuantizerOutput, all_reduce_sum_, first_available, perplexity
+from .output import (QuantizerOutput, all_reduce_sum_, code_counts, first_available,
+                     perplexity)
 
 
 @MODELS.register_module()
@@ -85,7 +86,7 @@ class HierarchicalCodebook(nn.Module):
             loss = self.beta * F.mse_loss(zf, q.detach())  # commitment
             if self.update == 'loss':
                 loss = loss + F.mse_loss(q, zf.detach())  # codebook loss moves the codes
-            counts = torch.bincount(ids.flatten(), minlength=self.num_codes)
+            counts = code_counts(ids, self.num_codes)
             stats = self._stats(counts)
             if self.updating:
                 stats['dead_restarted'] = self._update(zf.detach(), ids, semantic_ids, counts)
@@ -142,23 +143,29 @@ class HierarchicalCodebook(nn.Module):
 
     def _restart_dead(self, z, semantic_ids, seen):
         """Dead sub-codes of groups seen this step take a random patch of the same
-        semantic code (the lowest rank holding one, when distributed)."""
+        semantic code (the lowest rank holding one, when distributed). At most one
+        sub-code per patch of the batch restarts in a step (the lowest rows first; the
+        rest on later steps), so the work has a fixed size and never waits for the GPU.
+        Returns how many restarted (a tensor)."""
         usage = self.usage.view(self.num_semantic_codes, self.sub_codes)
         fair = usage.mean(-1, keepdim=True)
         dead = (usage < self.dead_code_threshold * fair).flatten() & seen
-        rows = dead.nonzero().squeeze(1)
-        if len(rows) == 0:
-            return 0.
+        # dead rows first, in row order (stable): the same rows on every rank
+        rows = torch.sort((~dead).to(torch.uint8), stable=True).indices[:len(z)]
+        restart = dead[rows]
         groups = rows // self.sub_codes
         # patches sorted by semantic code: group g's patches are order[start[g]:start[g]+n[g]]
         order = semantic_ids.argsort()
-        n = torch.bincount(semantic_ids, minlength=self.num_semantic_codes)
+        n = code_counts(semantic_ids, self.num_semantic_codes)
         start = n.cumsum(0) - n
         offset = (torch.rand(len(rows), device=z.device) * n[groups]).long()
-        pick = start[groups] + torch.minimum(offset, n[groups] - 1)
+        pick = (start[groups] + torch.minimum(offset, n[groups] - 1)).clamp_min(0)
         new = first_available(z[order[pick]], n[groups] > 0)
-        self.weight[rows] = new.to(self.weight.dtype)
-        self.usage[rows] = fair.flatten()[groups]
+        keep = ~restart[:, None]
+        self.weight[rows] = torch.where(keep, self.weight[rows], new.to(self.weight.dtype))
+        self.usage[rows] = torch.where(restart, fair.flatten()[groups], self.usage[rows])
         if self.update == 'ema':
-            self.embed_sum[rows] = (new * self.usage[rows, None]).to(self.embed_sum.dtype)
-        return float(len(rows))
+            self.embed_sum[rows] = torch.where(
+                keep, self.embed_sum[rows],
+                (new * self.usage[rows, None]).to(self.embed_sum.dtype))
+        return restart.sum().float()

@@ -7,7 +7,7 @@ from torch import nn
 
 from unimm.registry import MODELS
 
-from .output import QuantizerOutput, all_reduce_sum_, broadcast_, perplexity
+from .output import QuantizerOutput, all_reduce_sum_, broadcast_, code_counts, perplexity
 
 
 def nearest_code(z, codes, chunk=8192):
@@ -65,7 +65,7 @@ class SemanticPriorityCodebook(nn.Module):
             ids = nearest_code(flat.detach(), codebook)
             q = codebook[ids]
             loss = self.commitment_weight * F.mse_loss(flat, q)
-            counts = torch.bincount(ids, minlength=self.num_codes)
+            counts = code_counts(ids, self.num_codes)
             stats = {'usage': (counts > 0).float().mean(), 'perplexity': perplexity(counts)}
             if self.updating:
                 self._ema_update(flat.detach(), ids, counts)
@@ -86,7 +86,7 @@ class SemanticPriorityCodebook(nn.Module):
         for _ in range(self.kmeans_iters):
             ids = nearest_code(z, centres)
             sums = torch.zeros_like(centres).index_add_(0, ids, z)
-            counts = torch.bincount(ids, minlength=self.num_codes).float()
+            counts = code_counts(ids, self.num_codes).float()
             all_reduce_sum_(sums, counts)
             centres = torch.where(counts[:, None] > 0, F.normalize(sums, dim=-1), centres)
         self.codebook.copy_(centres)

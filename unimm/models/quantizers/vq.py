@@ -7,7 +7,7 @@ from torch import nn
 
 from unimm.registry import MODELS
 
-from .output import QuantizerOutput, perplexity
+from .output import QuantizerOutput, code_counts, perplexity
 
 
 def chunked_argmin(distances, num_rows, chunk=8192):
@@ -53,7 +53,7 @@ class VectorQuantizer(nn.Module):
         codebook + commitment loss, usage statistics, straight-through code vectors."""
         q = F.embedding(ids, self.codes())
         loss = F.mse_loss(q, z.detach()) + self.beta * F.mse_loss(z, q.detach())
-        counts = torch.bincount(ids.flatten(), minlength=self.num_codes)
+        counts = code_counts(ids, self.num_codes)
         stats = {'usage': (counts > 0).float().mean(), 'perplexity': perplexity(counts)}
         return QuantizerOutput(quantized=z + (q - z).detach(), ids=ids, loss=loss, stats=stats)
 
