@@ -14,7 +14,7 @@ from tests.test_semhitok import images, stage1
 from unimm.utils.build import ConfigError
 
 NETWORKS = ['model.semantic_encoder', 'model.semantic_proj', 'model.semantic_decoder',
-            'model.pixel_encoder', 'model.pixel_decoder', 'discriminator']
+            'model.pixel_encoder', 'model.pixel_decoder', 'model.pixel_loss', 'discriminator']
 
 
 class Images(torch.utils.data.Dataset):

@@ -118,6 +118,20 @@ def test_lpips_matches_lpips_reference_pipeline(lpips_weights, lpips_loss, photo
     assert 0.05 < got.item() < 1.0
 
 
+def test_lpips_runs_bf16_images_in_bf16_and_agrees_with_fp32(lpips_loss, photos):
+    """A bf16 run's images take a bf16 VGG (autocast; the fp32 weights stay), with
+    gradients in bf16, within bf16 rounding of the fp32 distance."""
+    x, y = noisy(photos[:2], 0.15), photos[:2]
+    want = lpips_loss(x, y)
+    xb = x.bfloat16().requires_grad_(True)
+    got = lpips_loss(xb, y.bfloat16())
+    got.backward()
+    assert got.dtype == torch.float32 and xb.grad.dtype == torch.bfloat16
+    assert next(lpips_loss.net.parameters()).dtype == torch.float32
+    torch.testing.assert_close(got, want.detach(), rtol=0.05, atol=1e-3)
+    assert got.item() != want.item()  # it did run in bf16
+
+
 def test_lpips_gradients_state_dict_and_device_moves(lpips_loss, photos):
     x = noisy(photos[:1], 0.1).requires_grad_(True)
     lpips_loss(x, photos[:1]).backward()

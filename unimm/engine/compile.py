@@ -31,9 +31,9 @@ def _has_eager_part(module):
 
 def compile_networks(module, options, prefix=''):
     """``nn.Module.compile`` (names, state dicts and checkpoints unchanged) on ``module``,
-    or, when it holds an ``eager_only`` module, on each of its children that holds
-    parameters, recursively. Returns the dotted names compiled (``prefix`` + name)."""
-    if getattr(module, 'eager_only', False) or not any(True for _ in module.parameters()):
+    or, when it holds an ``eager_only`` module, on each of its children, recursively
+    (a loss holding a network outside its parameters, like `LPIPSLoss`, is compiled too). Returns the dotted names compiled (``prefix`` + name)."""
+    if getattr(module, 'eager_only', False):
         return []
     if not _has_eager_part(module):
         module.compile(**options)

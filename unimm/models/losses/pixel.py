@@ -10,7 +10,8 @@ from unimm.registry import MODELS
 class PixelReconstructionLoss(nn.Module):
     """``forward(recon, target)`` on images in [-1, 1] -> dict of weighted losses:
     ``loss_l1`` (mean absolute error), ``loss_l2`` (mean squared error) and ``loss_lpips``
-    (batch-mean LPIPS); a term whose weight is 0 is left out of the dict.
+    (batch-mean LPIPS); a term whose weight is 0 is left out of the dict. L1 / L2 are
+    computed in fp32; LPIPS in the images' dtype (bf16 images: a bf16 VGG, as in training).
 
     Args:
         l1_weight, l2_weight, perceptual_weight: weights of the three terms.
@@ -35,9 +36,9 @@ class PixelReconstructionLoss(nn.Module):
     def forward(self, recon, target):
         out = {}
         if self.l1_weight:
-            out['loss_l1'] = self.l1_weight * F.l1_loss(recon, target)
+            out['loss_l1'] = self.l1_weight * F.l1_loss(recon.float(), target.float())
         if self.l2_weight:
-            out['loss_l2'] = self.l2_weight * F.mse_loss(recon, target)
+            out['loss_l2'] = self.l2_weight * F.mse_loss(recon.float(), target.float())
         if self.lpips is not None:
             out['loss_lpips'] = self.perceptual_weight * self.lpips(recon, target)
         return out
