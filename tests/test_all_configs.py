@@ -14,7 +14,8 @@ How a recipe is made tiny (in-process, one shared tiny SigLIP and one tiny LM):
   projector export) is the export of recipe NAME's tiny run, trained first: recipes
   form a chain (spc -> sghc -> enhance -> llava / t2i), tested as such.
 * run settings: batch 2, 1 step, fp32, no workers, no TensorBoard, no test_cfg; the
-  ZeRO stage stays the recipe's.
+  ZeRO stage stays the recipe's; a recipe's ``compile`` runs with the ``eager`` backend
+  (dynamo captures every network; inductor's kernels are left to the GPU).
 
 Then: the step ran with finite losses; the model reloaded from the export folder gives
 the same encode ids (tokenizers) and the same eval-mode loss on a fixed batch (all)."""
@@ -30,6 +31,7 @@ import torch
 from mmengine.config import Config
 
 from tests.conftest import release_process_group
+from unimm.engine.compile import with_backend
 from unimm.engine.config import check_config, load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -162,6 +164,7 @@ def tiny_config(config, ctx):
             cfg[key] = shrink(cfg[key], ctx, key)
     cfg['train_cfg'] = dict(max_steps=1, log_interval=1)
     cfg['deepspeed'] = dict(cfg.get('deepspeed') or {}, precision='fp32')
+    cfg['compile'] = with_backend(cfg.get('compile'), 'eager')
     cfg['checkpoint'] = dict(interval=1, max_keep=1)
     cfg['log_cfg'] = dict(tensorboard=False)
     cfg = Config(cfg)

@@ -228,6 +228,9 @@ def test_benchmark_train_dry_run(recipe, in_process):
         assert out['zero_stage'] == 2  # img_s is rounded to 0.1, step_s to 1e-4
         assert out['img_s'] == pytest.approx(2 / out['step_s'], rel=0.01, abs=0.06)
         assert out['raw_img_s'] > 0 and out['vs_raw'] > 0
+        assert out['compiled'] == ['model.semantic_encoder', 'model.semantic_proj',
+                                   'model.semantic_decoder', 'model.pixel_encoder',
+                                   'model.pixel_decoder', 'model.pixel_loss', 'discriminator']
     elif recipe == 't2i_qwen25_3b':  # rows of exactly --seq tokens (32 in a dry run)
         assert (out['seq'], out['tokens_per_rank']) == (32, 64)
         assert out['llm_params'] < out['params']  # the frozen image tokenizer is not counted

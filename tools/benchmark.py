@@ -589,6 +589,7 @@ def bench_train(args):
     from the config); img/s for tokenizer stages (with the raw stack in the same process),
     tokens/s and MFU for LLM stages. Works under torchrun (global throughput)."""
     import tempfile
+    from unimm.engine.compile import with_backend
     from unimm.engine.config import load_config
     from unimm.engine.runner import Runner, init_distributed
     cfg = load_config(args.config, args.cfg_options)
@@ -609,8 +610,9 @@ def bench_train(args):
         twin.train_cfg = dict(max_steps=warmup + steps + 1, log_interval=10**9)
         twin.checkpoint = dict(interval=10**9)
         twin.log_cfg = dict(tensorboard=False)
-        if args.dry_run:
+        if args.dry_run:  # the CPU: fp32, and compile's capture without inductor's build
             twin.deepspeed = dict(twin.get('deepspeed') or {}, precision='fp32')
+            twin.compile = with_backend(twin.get('compile'), 'eager')
         if twin.get('discriminator'):
             twin.discriminator.start_step = 0  # the GAN is on in every timed step
         dummy = {'x': torch.zeros(1)}
@@ -644,6 +646,7 @@ def bench_train(args):
         out = {'config': args.config, 'twin_scale': scale, 'dry_run': bool(args.dry_run),
                'device': torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu',
                'world_size': world, 'zero_stage': runner.zero_stage,
+               'compiled': runner.compiled,
                'precision': runner.precision, 'batch_per_rank': batch,
                'accumulation': runner.accum, 'global_batch': runner.global_batch_size,
                'steps_timed': steps,

@@ -25,6 +25,14 @@ def compile_options(value, zero_stage):
     return options
 
 
+def with_backend(value, backend):
+    """The config's ``compile`` value with torch.compile's ``backend`` replaced (off stays
+    off): CPU checks capture with ``'eager'`` instead of building inductor kernels."""
+    if value in (None, False):
+        return value
+    return dict({} if value is True else value, backend=backend)
+
+
 def _has_eager_part(module):
     return any(getattr(m, 'eager_only', False) for m in module.modules())
 
