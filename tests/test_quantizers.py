@@ -136,20 +136,20 @@ def test_sghc_dead_sub_codes_restart_from_same_semantic_code(update):
         assert gap.min() < 1e-6 and sem[0, gap.argmin()] == row // M, row
 
 
-def test_sghc_restarts_at_most_one_sub_code_per_patch_lowest_rows_first():
+def test_sghc_restarts_at_most_k_sub_codes_a_step_lowest_rows_first():
     torch.manual_seed(0)
     q = sghc(update='ema').train()
-    # one patch each of semantic codes 0, 1 and 2: at least 3 * M - 3 sub-codes are dead,
-    # more than the 3 patches, so the 3 lowest dead rows restart now and the rest later
-    sem = torch.tensor([[0, 1, 2]])
-    z = torch.randn(1, 3, D)
+    # one patch of each of the K semantic codes: at least K * (M - 1) sub-codes are dead,
+    # more than K, so the K lowest dead rows restart now and the rest on the next steps
+    sem = torch.arange(K)[None]
+    z = torch.randn(1, K, D)
     out = q(z, sem)
     used = out.ids.flatten().tolist()
-    dead = [r for r in range(3 * M) if r not in used]
-    assert len(dead) > 3 and out.stats['dead_restarted'] == 3
+    dead = [r for r in range(K * M) if r not in used]
+    assert len(dead) > K and out.stats['dead_restarted'] == K
     zf = F.normalize(z, dim=-1)[0]
     restarted = [r for r in dead if (q.table[r] - zf[r // M]).abs().max() < 1e-6]
-    assert restarted == dead[:3]  # each took the patch of its semantic code
+    assert restarted == dead[:K]  # each took the patch of its semantic code
     assert q(z, sem).stats['dead_restarted'] > 0  # the rest follow on the next step
 
 

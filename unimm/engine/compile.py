@@ -39,8 +39,9 @@ def _has_eager_part(module):
 
 def compile_networks(module, options, prefix=''):
     """``nn.Module.compile`` (names, state dicts and checkpoints unchanged) on ``module``,
-    or, when it holds an ``eager_only`` module, on each of its children, recursively
-    (a loss holding a network outside its parameters, like `LPIPSLoss`, is compiled too). Returns the dotted names compiled (``prefix`` + name)."""
+    or, when it holds an ``eager_only`` module, on each of its children, recursively (a
+    loss holding a network outside its parameters, like `LPIPSLoss`, is compiled too).
+    Returns the dotted names compiled (``prefix`` + name)."""
     if getattr(module, 'eager_only', False):
         return []
     if not _has_eager_part(module):
@@ -50,4 +51,3 @@ def compile_networks(module, options, prefix=''):
     for name, child in module.named_children():
         names += compile_networks(child, options, f'{prefix}{name}.')
     return names
-

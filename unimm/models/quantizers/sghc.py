@@ -143,15 +143,15 @@ class HierarchicalCodebook(nn.Module):
 
     def _restart_dead(self, z, semantic_ids, seen):
         """Dead sub-codes of groups seen this step take a random patch of the same
-        semantic code (the lowest rank holding one, when distributed). At most one
-        sub-code per patch of the batch restarts in a step (the lowest rows first; the
-        rest on later steps), so the work has a fixed size and never waits for the GPU.
+        semantic code (the lowest rank holding one, when distributed). At most K (the
+        number of semantic codes) restart in a step, the lowest rows first and the rest on
+        later steps: the work has one size on every rank and never waits for the GPU.
         Returns how many restarted (a tensor)."""
         usage = self.usage.view(self.num_semantic_codes, self.sub_codes)
         fair = usage.mean(-1, keepdim=True)
         dead = (usage < self.dead_code_threshold * fair).flatten() & seen
         # dead rows first, in row order (stable): the same rows on every rank
-        rows = torch.sort((~dead).to(torch.uint8), stable=True).indices[:len(z)]
+        rows = torch.sort((~dead).to(torch.uint8), stable=True).indices[:self.num_semantic_codes]
         restart = dead[rows]
         groups = rows // self.sub_codes
         # patches sorted by semantic code: group g's patches are order[start[g]:start[g]+n[g]]
