@@ -14,7 +14,7 @@ from tests.test_semhitok import images, stage1
 from unimm.utils.build import ConfigError
 
 NETWORKS = ['model.semantic_encoder', 'model.semantic_proj', 'model.semantic_decoder',
-            'model.pixel_encoder', 'model.pixel_decoder', 'model.pixel_loss', 'discriminator']
+            'model.pixel_encoder', 'model.pixel_decoder', 'model.pixel_loss', 'discriminator.net']
 
 
 class Images(torch.utils.data.Dataset):
@@ -48,10 +48,17 @@ def run_config(teacher, spc_folder, compile_cfg, zero_stage=2):
         deepspeed=dict(zero_stage=zero_stage, precision='fp32'), compile=compile_cfg))
 
 
-def trace(cfg, work_dir, batch, steps=3):
+def trace(cfg, work_dir, batch, steps=4):
+    """Loss dicts of ``steps`` steps (the global step advancing, as in training), the
+    number of graphs dynamo had built after each, the final ids and weights."""
     from unimm.engine.runner import Runner
     runner = Runner(cfg, str(work_dir), dataset=Images(batch['image']))
-    losses = [runner.train_step(batch) for _ in range(steps)]
+    losses, graphs = [], []
+    for step in range(steps):
+        runner.state['global_step'] = step
+        losses.append(runner.train_step(batch))
+        graphs.append(torch._dynamo.utils.counters['stats']['unique_graphs'])
+    runner.graphs = graphs
     module = runner.engine.module
     ids = module.eval().encode(batch['image'])
     return runner, losses, ids, {k: v.clone() for k, v in module.state_dict().items()}
@@ -66,15 +73,19 @@ def test_compiled_run_matches_eager_step_for_step(teacher, tmp_path, process_gro
         run_config(teacher, spc, None), tmp_path / 'eager', batch)
     assert eager.compiled == []
     torch._dynamo.utils.counters.clear()
-    runner, losses, ids, state = trace(
-        run_config(teacher, spc, dict(backend='aot_eager')), tmp_path / 'compiled', batch)
+    recipe_like = dict(backend='aot_eager', dynamic=False)  # the recipes' dynamic=False
+    runner, losses, ids, state = trace(run_config(teacher, spc, recipe_like),
+                                       tmp_path / 'compiled', batch)
 
     assert runner.compiled == NETWORKS
     model = runner.engine.module
     assert model.pixel_quantizer._compiled_call_impl is None  # quantizers stay eager
     assert model.semantic_quantizer._compiled_call_impl is None
     assert model.pixel_encoder._compiled_call_impl is not None
-    assert torch._dynamo.utils.counters['stats']['unique_graphs'] >= 4  # really traced
+    assert runner.graphs[0] >= 4  # really traced
+    # no recompiles as the step advances (a forward taking the int step would, under the
+    # recipe's dynamic=False, until dynamo's cache limit, then run eagerly)
+    assert runner.graphs[-1] == runner.graphs[1]
     assert state.keys() == eager_state.keys()  # checkpoints keep their names
 
     for got, want in zip(losses, eager_losses):

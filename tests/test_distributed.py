@@ -230,7 +230,7 @@ def test_benchmark_train_dry_run(recipe, in_process):
         assert out['raw_img_s'] > 0 and out['vs_raw'] > 0
         assert out['compiled'] == ['model.semantic_encoder', 'model.semantic_proj',
                                    'model.semantic_decoder', 'model.pixel_encoder',
-                                   'model.pixel_decoder', 'model.pixel_loss', 'discriminator']
+                                   'model.pixel_decoder', 'model.pixel_loss', 'discriminator.net']
     elif recipe == 't2i_qwen25_3b':  # rows of exactly --seq tokens (32 in a dry run)
         assert (out['seq'], out['tokens_per_rank']) == (32, 64)
         assert out['llm_params'] < out['params']  # the frozen image tokenizer is not counted

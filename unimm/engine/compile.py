@@ -1,5 +1,6 @@
-"""The ``compile`` config key: torch.compile a model's networks in place, leaving its
-data-dependent parts (quantizers: EMA updates, restarts, statistics) eager."""
+"""The ``compile`` config key: torch.compile a model's networks in place, leaving eager
+the data-dependent quantizers (``eager_only``: EMA updates, restarts, statistics) and the
+forwards that branch on Python values such as the training step (``compile_children``)."""
 from unimm.utils.build import ConfigError
 
 # keyword arguments of torch.compile a config may set
@@ -33,18 +34,17 @@ def with_backend(value, backend):
     return dict({} if value is True else value, backend=backend)
 
 
-def _has_eager_part(module):
-    return any(getattr(m, 'eager_only', False) for m in module.modules())
-
-
 def compile_networks(module, options, prefix=''):
-    """``nn.Module.compile`` (names, state dicts and checkpoints unchanged) on ``module``,
-    or, when it holds an ``eager_only`` module, on each of its children, recursively (a
-    loss holding a network outside its parameters, like `LPIPSLoss`, is compiled too).
-    Returns the dotted names compiled (``prefix`` + name)."""
+    """``nn.Module.compile`` (names, state dicts and checkpoints unchanged) on ``module``
+    unless it is ``eager_only`` (all of it stays eager); when a module below it is
+    ``eager_only`` or it sets ``compile_children`` (its own forward stays eager), on each of
+    its children instead, recursively. A loss holding a network outside its parameters,
+    like `LPIPSLoss`, is compiled too. Returns the dotted names compiled (``prefix`` +
+    name)."""
     if getattr(module, 'eager_only', False):
         return []
-    if not _has_eager_part(module):
+    if not getattr(module, 'compile_children', False) and \
+            not any(getattr(m, 'eager_only', False) for m in module.modules()):
         module.compile(**options)
         return [prefix.rstrip('.')]
     names = []

@@ -119,6 +119,7 @@ class PatchGANDiscriminator(PretrainedMixin, nn.Module):
             ``started(step)``, the generator's adversarial term) is switched on.
         loss_weight: multiplies the discriminator loss.
     """
+    compile_children = True  # forward branches on the step (an int): `compile` takes `net`
 
     def __init__(self, in_channels=3, base_channels=64, num_layers=3, norm='batch',
                  loss_type='hinge', start_step=0, loss_weight=1.0):

@@ -16,7 +16,7 @@ class DualCodebookQuantizer(nn.Module):
     the semantic features, the rest the pixel features; ``quantized`` and ``lookup(ids)``
     are laid out the same way. Each half is a ``VectorQuantizer`` (learnable,
     l2-normalised, codebook + commitment loss); only the index is shared."""
-    eager_only = True  # `compile` leaves quantizers eager: code search, statistics, updates
+    eager_only = True  # `compile` leaves it eager: code search, statistics, updates
 
     def __init__(self, num_codes=16384, semantic_dim=8, pixel_dim=8, pixel_weight=1.0,
                  l2_norm=True, beta=0.25):

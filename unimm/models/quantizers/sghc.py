@@ -22,7 +22,7 @@ class HierarchicalCodebook(nn.Module):
     by orders of magnitude in frequency); with ``restart`` it then jumps to a random
     patch of the batch that carries the same semantic code.
     """
-    eager_only = True  # `compile` leaves quantizers eager: code search, statistics, updates
+    eager_only = True  # `compile` leaves it eager: code search, statistics, updates
 
     def __init__(self, num_semantic_codes=16384, sub_codes=12, dim=32, l2_norm=True,
                  update='loss', beta=0.25, decay=0.99, eps=1e-5, dead_code_threshold=0.1,

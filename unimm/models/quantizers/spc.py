@@ -28,7 +28,7 @@ class SemanticPriorityCodebook(nn.Module):
     """Cosine-similarity VQ whose codebook is a buffer kept up to date by EMA, not by the
     optimizer. In eval mode or once ``freeze()`` is called it is a fixed, deterministic
     lookup (stage 2 and later rely on that)."""
-    eager_only = True  # `compile` leaves quantizers eager: code search, statistics, updates
+    eager_only = True  # `compile` leaves it eager: code search, statistics, updates
 
     def __init__(self, num_codes=16384, dim=32, decay=0.99, eps=1e-5, kmeans_init=True,
                  kmeans_iters=10, dead_code_threshold=1.0, commitment_weight=0.25):

@@ -26,7 +26,7 @@ class VectorQuantizer(nn.Module):
         l2_norm: normalise features and codes before the search (LlamaGen's default).
         beta: commitment weight; the codebook term ``||sg(z) - q||^2`` has weight 1.
     """
-    eager_only = True  # `compile` leaves quantizers eager: code search, statistics, updates
+    eager_only = True  # `compile` leaves it eager: code search, statistics, updates
 
     def __init__(self, num_codes=16384, dim=8, l2_norm=True, beta=0.25):
         super().__init__()
