@@ -629,10 +629,11 @@ def bench_train(args):
         data = synthetic_batch(kind, module, batch, seq, seed=rank)
         on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in data.items()}
 
-        def step():  # one optimizer step: ``accum`` micro-steps
-            for _ in range(runner.accum):
+        def step():  # one optimizer step: ``accum`` micro-steps; the step advances as in
+            for _ in range(runner.accum):  # training (what a model's forward sees)
                 if runner.train_step(on_device) is None:
                     raise RuntimeError('non-finite loss in a benchmark step')
+            runner.state['global_step'] += 1
         if device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats()
         seconds = time_steps(step, device, warmup, steps)
