@@ -10,3 +10,7 @@ param_scheduler = dict(type='WarmupCosine', warmup_steps=2000, min_lr_ratio=0.1)
 train_cfg = dict(max_steps=200000, log_interval=20)
 deepspeed = dict(zero_stage=2, precision='bf16')
 checkpoint = dict(interval=2000, max_keep=3)
+# torch.compile the LLM's decoder layers one by one (sequence building, masks and the visual
+# head's loss stay eager); packed rows change width, so dynamo's automatic dynamic shapes
+# (dynamic=None) recompile once instead of per width: docs/performance.md; compile=None: eager
+compile = dict(dynamic=None)

@@ -1,6 +1,9 @@
 """The ``compile`` config key: torch.compile a model's networks in place, leaving eager
 the data-dependent quantizers (``eager_only``: EMA updates, restarts, statistics) and the
-forwards that branch on Python values such as the training step (``compile_children``)."""
+forwards that branch on Python values such as the training step or build masks from the
+batch (``compile_children``: the PatchGAN, the HF LLM, whose decoder layers are compiled)."""
+from torch import nn
+
 from unimm.utils.build import ConfigError
 
 # keyword arguments of torch.compile a config may set
@@ -36,15 +39,17 @@ def with_backend(value, backend):
 
 def compile_networks(module, options, prefix=''):
     """``nn.Module.compile`` (names, state dicts and checkpoints unchanged) on ``module``
-    unless it is ``eager_only`` (all of it stays eager); when a module below it is
-    ``eager_only`` or it sets ``compile_children`` (its own forward stays eager), on each of
-    its children instead, recursively. A loss holding a network outside its parameters,
+    unless it is ``eager_only`` (all of it stays eager); when it or a module below it is
+    ``eager_only`` or sets ``compile_children`` (its own forward stays eager), on each of
+    its children instead, recursively (the items of an ``nn.ModuleList`` / ``ModuleDict``,
+    which is never called itself, likewise). A loss holding a network outside its parameters,
     like `LPIPSLoss`, is compiled too. Returns the dotted names compiled (``prefix`` +
     name)."""
     if getattr(module, 'eager_only', False):
         return []
-    if not getattr(module, 'compile_children', False) and \
-            not any(getattr(m, 'eager_only', False) for m in module.modules()):
+    container = isinstance(module, (nn.ModuleList, nn.ModuleDict))
+    if not container and not any(getattr(m, 'eager_only', False) or
+                                 getattr(m, 'compile_children', False) for m in module.modules()):
         module.compile(**options)
         return [prefix.rstrip('.')]
     names = []

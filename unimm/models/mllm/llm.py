@@ -14,13 +14,18 @@ def load_llm(llm, attn_implementation='sdpa', what='llm', hint=''):
     if isinstance(llm, dict):
         arch = dict(llm)
         config = AutoConfig.for_model(arch.pop('model_type'), **arch)
-        return AutoModelForCausalLM.from_config(config, dtype=torch.float32,
-                                                attn_implementation=attn_implementation)
-    if not os.path.isfile(os.path.join(str(llm), 'config.json')):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32,
+                                                 attn_implementation=attn_implementation)
+    elif not os.path.isfile(os.path.join(str(llm), 'config.json')):
         raise FileNotFoundError(f'{what}: {llm!r} is not a Hugging Face model folder (no '
                                 f'config.json). {hint}')
-    return AutoModelForCausalLM.from_pretrained(llm, dtype=torch.float32,
-                                                attn_implementation=attn_implementation)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(llm, dtype=torch.float32,
+                                                     attn_implementation=attn_implementation)
+    # the `compile` key compiles the decoder layers one by one, not the forwards that build
+    # masks from the batch (the MLLMs call the decoder, not the causal-LM forward)
+    model.compile_children = model.get_decoder().compile_children = True
+    return model
 
 
 def enable_gradient_checkpointing(llm):
