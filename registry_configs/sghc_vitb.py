@@ -26,6 +26,7 @@ disc_optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.95
                                          weight_decay=0.05))
 param_scheduler = dict(type='Constant', warmup_steps=1000)
 train_cfg = dict(max_steps=400000)
-# torch.compile the encoders, decoder, LPIPS and discriminator (quantizers stay eager):
-# docs/performance.md; compile=None runs eagerly
-compile = dict(dynamic=False)
+# torch.compile the encoders, decoder, LPIPS and discriminator (quantizers stay eager), their
+# kernels replayed as CUDA graphs (mode='reduce-overhead': the step is otherwise bound by
+# the host's kernel launches): docs/performance.md; compile=None runs eagerly
+compile = dict(dynamic=False, mode='reduce-overhead')
