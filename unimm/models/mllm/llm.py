@@ -22,8 +22,8 @@ def load_llm(llm, attn_implementation='sdpa', what='llm', hint=''):
     else:
         model = AutoModelForCausalLM.from_pretrained(llm, dtype=torch.float32,
                                                      attn_implementation=attn_implementation)
-    # the `compile` key compiles the decoder layers one by one, not the forwards that build
-    # masks from the batch (the MLLMs call the decoder, not the causal-LM forward)
+    # the `compile` key compiles the decoder layers one by one; the causal-LM and decoder
+    # forwards, which build masks from the batch and compute the loss, stay eager
     model.compile_children = model.get_decoder().compile_children = True
     return model
 
