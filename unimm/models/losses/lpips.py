@@ -102,8 +102,9 @@ class LPIPSLoss(nn.Module):
         half = x.dtype in (torch.bfloat16, torch.float16) and dtype == torch.float32
         # bf16 / fp16 images (a bf16 run: its parameter cast never reaches this network)
         # run the VGG in their dtype, as the raw bf16 stack does; fp32 images in fp32
-        with torch.autocast(x.device.type, dtype=x.dtype, enabled=half):
-            d = self.net(x, y.to(x.dtype)) if half else self.net(x.to(dtype), y.to(dtype))
+        dtype = x.dtype if half else dtype
+        with torch.autocast(x.device.type, dtype=dtype, enabled=half):
+            d = self.net(x.to(dtype), y.to(dtype))
         return d.float().mean()  # [B, 1, 1, 1] -> scalar
 
     def extra_repr(self):

@@ -11,7 +11,8 @@ class PixelReconstructionLoss(nn.Module):
     """``forward(recon, target)`` on images in [-1, 1] -> dict of weighted losses:
     ``loss_l1`` (mean absolute error), ``loss_l2`` (mean squared error) and ``loss_lpips``
     (batch-mean LPIPS); a term whose weight is 0 is left out of the dict. L1 / L2 are
-    computed in fp32; LPIPS in the images' dtype (bf16 images: a bf16 VGG, as in training).
+    computed in fp32 (exact targets); LPIPS in the reconstruction's dtype (bf16: a bf16
+    VGG, as in training).
 
     Args:
         l1_weight, l2_weight, perceptual_weight: weights of the three terms.

@@ -75,7 +75,7 @@ class OneStageTokenizer(PretrainedMixin, nn.Module):
         under ``prefix/`` and, once the discriminator has started, ``loss_adv`` and
         ``disc_inputs`` (the adaptive weight balances against the pixel losses only)."""
         recon = self.pixel_decoder(q.quantized)
-        out = dict(self.pixel_loss(recon, images.to(recon.dtype)))
+        out = dict(self.pixel_loss(recon, images))
         out.update(adversarial_terms(
             out, images, recon, discriminator, step, self.adv_weight,
             self.pixel_decoder.last_layer if self.adaptive_adv_weight else None))

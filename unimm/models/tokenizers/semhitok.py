@@ -212,7 +212,7 @@ class SemHiTok(PretrainedMixin, nn.Module):
         dtype = self.pixel_decoder.embed.weight.dtype
         recon = self._decode_codes(sem.quantized.detach().to(dtype),
                                    None if tex is None else tex.quantized.to(dtype))
-        out = dict(self.pixel_loss(recon, images.to(recon.dtype)))
+        out = dict(self.pixel_loss(recon, images))
         if tex is not None and self.stage == 'sghc':
             out['loss_codebook'] = tex.loss
             out.update({f'sghc/{k}': v for k, v in tex.stats.items()})
