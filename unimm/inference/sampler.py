@@ -145,11 +145,13 @@ def reference_generate(model, prompts, uncond=None, **sampling):
 # torch.compile options of the decode step; all replay it as a CUDA graph
 COMPILE_TUNING = {
     'default': {'triton.cudagraphs': True},  # = mode='reduce-overhead'
-    # gpt-fast's setting: tunes the fused kernels' block sizes
-    'coordinate_descent': {'triton.cudagraphs': True, 'coordinate_descent_tuning': True},
+    # gpt-fast's setting: tunes the fused kernels' block sizes; and independent small
+    # kernels (RoPE of q and k, the two cache writes) launched as one
+    'coordinate_descent': {'triton.cudagraphs': True, 'coordinate_descent_tuning': True,
+                           'combo_kernels': True},
     # also autotunes Triton GEMM templates against cuBLAS (minutes of compilation)
     'max_autotune': {'triton.cudagraphs': True, 'coordinate_descent_tuning': True,
-                     'max_autotune': True},
+                     'combo_kernels': True, 'max_autotune': True},
 }
 
 
