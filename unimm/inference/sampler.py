@@ -162,8 +162,9 @@ class CFGSampler:
     The KV cache is an HF `StaticCache` sized for ``max_batch`` prompts (x2 rows with
     guidance) of up to ``max_prompt_len`` tokens plus the image; on CUDA the decode
     step is compiled with CUDA graphs (``torch.compile`` options ``COMPILE_TUNING[tuning]``),
-    with guidance and sampling inside the graph. ``compile=False`` runs the same step
-    eagerly (the CPU default), which draws exactly like `reference_generate`.
+    with guidance and sampling inside the graph, whose draws come from inductor's random
+    stream (same seed, same tokens; not the eager RNG's). ``compile=False`` runs the same
+    step eagerly (the CPU default), which draws exactly like `reference_generate`.
     ``gqa_decode`` runs attention through `gqa_decode_attention` (no ``repeat_kv`` of
     the cache); False keeps HF's SDPA (a benchmark comparison). ``fuse_projections``
     runs q/k/v and gate/up as one GEMM each (`FusedProjections`: ~11 % faster at batch 1
