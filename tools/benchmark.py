@@ -21,7 +21,12 @@ generate: text-to-image decoding with the fast CFG sampler (unimm.inference.CFGS
 a Qwen2.5-3B-shaped GenerationMLLM with the K*m = 196,608 visual vocabulary (random
 weights, bf16): seconds per 256-token image batch at batch 1 / 8 / 32 (cond + uncond
 rows), against the weight-read floor measured on the same GPU; run
-../shared/bench/anchor_*_decode.py in the same device call for the anchors.
+../shared/bench/anchor_*_decode.py in the same device call for the anchors. --no-gemv:
+the weight products through cuBLAS instead of unimm's Triton kernel.
+
+gemv [--batch ROWS]: the decode step's weight products at the Qwen2.5-3B shapes (q/k/v, o,
+gate/up with SiLU * up, down) for 1, 2 and 4 rows: unimm.inference.gemv.gemv_rows against
+cuBLAS, microseconds per product and TB/s.
 
 llava_step [--zero 3] [--offload none|cpu_adam|cpu_torch] [--batch 8] [--seq 2048]: phase-2
 LLaVA steps (projector + Vicuna-7B-shaped LLaMA, random weights) through UnderstandingMLLM
@@ -162,10 +167,64 @@ def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
                          images_per_s=round(batch / seconds, 2),
                          ratio_to_floor=round(seconds / floor, 2)))
         print(json.dumps(rows[-1]), flush=True)
+    from unimm.inference import gemv
     return {'device': torch.cuda.get_device_name(), 'head': head, 'tuning': tuning,
-            'gqa_decode': gqa_decode, 'fuse_projections': fuse_projections, 'params': params,
+            'gqa_decode': gqa_decode, 'triton_gemv': gemv.MAX_ROWS > 0, 'fuse_projections': fuse_projections, 'params': params,
             'bandwidth_TBps': round(bandwidth / 1e12, 2), 'weight_floor_s': round(floor, 3),
             'tokens': n, 'cfg_scale': cfg_scale, 'runs': rows}
+
+
+def graph_us(fn, inputs, reps=20):
+    """Microseconds per ``fn(input)``, the inputs in turn, replayed as one CUDA graph."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up (compiles) off the capture
+        for x in inputs:
+            fn(x)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for x in inputs:
+            fn(x)
+    return timed(graph.replay, iters=reps, warmup=3) * 1e6 / len(inputs)
+
+
+def bench_gemv(rows_list):
+    """The decode step's weight products at the Qwen2.5-3B shapes: `gemv_rows` (the Triton
+    kernel) against torch (cuBLAS, and SiLU * up as its own kernel), weights rotated past L2."""
+    import math
+    import torch.nn.functional as F
+    from unimm.inference.gemv import gemv_rows
+    device, bandwidth = torch.device('cuda'), copy_bandwidth(torch.device('cuda'))
+    hidden, inter = QWEN25_3B['hidden_size'], QWEN25_3B['intermediate_size']
+    shapes = {'qkv + bias': (2560, hidden, True, False), 'o': (hidden, hidden, False, False),
+              'gate/up + SiLU * up': (2 * inter, hidden, False, True),
+              'down': (hidden, inter, False, False)}
+    rows_out = []
+    for name, (n, k, has_bias, swiglu) in shapes.items():
+        copies = max(2, math.ceil(4e8 / (n * k * 2)))  # 400 MB of weights: no L2 reuse
+        weights = [torch.randn(n, k, device=device, dtype=torch.bfloat16) / k ** 0.5
+                   for _ in range(copies)]
+        bias = torch.randn(n, device=device, dtype=torch.bfloat16) if has_bias else None
+        for rows in rows_list:
+            x = torch.randn(rows, k, device=device, dtype=torch.bfloat16)
+
+            def torch_path(w):
+                y = F.linear(x, w, bias)
+                if swiglu:
+                    gate, up = y.chunk(2, -1)
+                    y = F.silu(gate) * up
+                return y
+            ours = graph_us(lambda w: gemv_rows(x, w, bias, swiglu), weights)
+            ref = graph_us(torch_path, weights)
+            floor = n * k * 2 / bandwidth * 1e6
+            rows_out.append(dict(shape=name, rows=rows, gemv_rows_us=round(ours, 2),
+                                 torch_us=round(ref, 2), floor_us=round(floor, 2),
+                                 gemv_rows_TBps=round(n * k * 2 / ours / 1e6, 2),
+                                 speedup=round(ref / ours, 3)))
+            print(json.dumps(rows_out[-1]), flush=True)
+    return {'device': torch.cuda.get_device_name(), 'bandwidth_TBps': round(bandwidth / 1e12, 2),
+            'runs': rows_out}
 
 
 VICUNA_7B = dict(model_type='llama', hidden_size=4096, intermediate_size=11008,
@@ -795,12 +854,13 @@ BENCHMARKS = {
                                             head=args.head, tuning=args.tuning,
                                             gqa_decode=args.attention == 'gqa_decode',
                                             fuse_projections=not args.no_fuse),
+    'gemv': lambda args: bench_gemv([args.batch] if args.batch else [1, 2, 4]),
     'llava_step': lambda args: bench_llava_step(args.batch or 8, args.seq or 2048, args.zero,
                                                 args.offload),
 }
 
 
-GPU_ONLY = {'tokenizer', 'generate', 'llava_step'}
+GPU_ONLY = {'tokenizer', 'generate', 'gemv', 'llava_step'}
 
 
 def parse_args(argv=None):
@@ -811,6 +871,7 @@ def parse_args(argv=None):
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                    help='train / loader / twin: override recipe keys first')
     p.add_argument('--batch', type=int, help='default: 64 (tokenizer), 1, 8 and 32 (generate), '
+                   '1, 2 and 4 rows (gemv), '
                    "the recipe's per-GPU batch (train, loader)")
     p.add_argument('--steps', type=int, default=10, help='train: timed optimizer steps (median)')
     p.add_argument('--accum', type=int, help="train: micro-steps per optimizer step (default: "
@@ -837,6 +898,8 @@ def parse_args(argv=None):
                    help='generate: the decode step\'s compile options (CFGSampler.COMPILE_TUNING)')
     p.add_argument('--no-fuse', action='store_true',
                    help='generate: q/k/v and gate/up as separate GEMMs (no FusedProjections)')
+    p.add_argument('--no-gemv', action='store_true',
+                   help="generate: the weight products through cuBLAS, not unimm's Triton GEMV")
     p.add_argument('--attention', default='gqa_decode', choices=['gqa_decode', 'sdpa'],
                    help='generate: grouped decode attention, or HF SDPA (repeat_kv)')
     p.add_argument('--seq', type=int, help='llava_step (default 2048) / train (default: 2048 '
@@ -861,6 +924,9 @@ def main(argv=None):
     if needs_gpu and not torch.cuda.is_available():
         raise SystemExit(f'{args.what} needs a GPU' + (' (or --dry-run)' if args.what == 'train'
                                                        else ''))
+    if getattr(args, 'no_gemv', False):
+        import unimm.inference.gemv
+        unimm.inference.gemv.MAX_ROWS = 0
     results = BENCHMARKS[args.what](args)
     if results is None:  # not rank 0
         return None

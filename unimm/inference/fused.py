@@ -1,18 +1,21 @@
-"""One GEMM for q/k/v and one for gate/up in the decode step of an HF Qwen2 / LLaMA.
+"""One weight read for q/k/v and one for gate/up in the decode step of an HF Qwen2 / LLaMA.
 
 At decode the rows are few (2 per prompt with guidance): every projection is a weight
 read, and the small k/v projections are launch-bound. `FusedProjections` keeps each
 layer's q/k/v and gate/up weights concatenated, refreshed in place from the model on
 every use (the same tensors each time, so compiled graphs and CUDA graphs keep their
 addresses, and weights trained since are picked up), and within `active` the attention
-and MLP classes run forwards that read them. Other layers and classes are untouched.
+and MLP classes run forwards that read them. At a few rows on a GPU a layer's weight products (q/k/v, o,
+gate/up, down) go through `gemv_rows`, a Triton matrix-vector kernel (gate/up with
+SiLU * up in its epilogue). Other layers and classes are untouched.
 """
 import contextlib
 import sys
 
 import torch
-import torch.nn.functional as F
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from unimm.inference.gemv import gemv_rows
 
 ATTENTION = ('Qwen2Attention', 'LlamaAttention')
 MLP = ('Qwen2MLP', 'LlamaMLP')
@@ -29,7 +32,7 @@ def _fused_attention_forward(self, hidden_states, position_embeddings=None,
         return _ORIGINAL_FORWARD[type(self)](self, hidden_states, position_embeddings,
                                              attention_mask, cache=cache, **kwargs)
     shape = (*hidden_states.shape[:-1], -1, self.head_dim)
-    qkv = F.linear(hidden_states, self._buffers[QKV], self._buffers.get(QKV_BIAS))
+    qkv = gemv_rows(hidden_states, self._buffers[QKV], self._buffers.get(QKV_BIAS))
     sizes = (self.q_proj.out_features, self.k_proj.out_features, self.v_proj.out_features)
     q, k, v = (t.view(shape).transpose(1, 2) for t in qkv.split(sizes, -1))
     family = sys.modules[type(self).__module__]
@@ -41,24 +44,23 @@ def _fused_attention_forward(self, hidden_states, position_embeddings=None,
                                                       family.eager_attention_forward)
     out, weights = attention(self, q, k, v, attention_mask, dropout=0.0, scaling=self.scaling,
                              sliding_window=getattr(self, 'sliding_window', None), **kwargs)
-    return self.o_proj(out.reshape(*shape[:-2], -1).contiguous()), weights
+    o = self.o_proj
+    return gemv_rows(out.reshape(*shape[:-2], -1), o.weight, o.bias), weights
 
 
 def _fused_mlp_forward(self, x):
-    """SwiGLU with gate and up from one GEMM."""
+    """SwiGLU with gate and up from one weight read."""
     if GATE_UP not in self._buffers:
         return _ORIGINAL_FORWARD[type(self)](self, x)
-    gate, up = F.linear(x, self._buffers[GATE_UP], self._buffers.get(GATE_UP_BIAS)).chunk(2, -1)
-    return self.down_proj(self.act_fn(gate) * up)
+    hidden = gemv_rows(x, self._buffers[GATE_UP], self._buffers.get(GATE_UP_BIAS), swiglu=True)
+    return gemv_rows(hidden, self.down_proj.weight, self.down_proj.bias)
 
 
-def _stacked(linears, transposed=False):
-    """Empty (weight, bias or None) for the linears stacked along their outputs;
-    ``transposed``: the weight [out, in] is a view of [in, out] storage."""
+def _stacked(linears):
+    """Empty (weight, bias or None) for the linears stacked along their outputs."""
     rows = sum(m.out_features for m in linears)
     first = linears[0].weight
-    weight = first.new_empty(first.shape[1], rows).t() if transposed \
-        else first.new_empty(rows, first.shape[1])
+    weight = first.new_empty(rows, first.shape[1])
     bias = None if all(m.bias is None for m in linears) else first.new_empty(rows)
     for t in (weight, bias):
         if t is not None and t.is_cuda:
@@ -79,7 +81,7 @@ class FusedProjections:
             if name in ATTENTION:
                 self.groups.append((module, (QKV, QKV_BIAS),
                                     (module.q_proj, module.k_proj, module.v_proj)))
-            elif name in MLP:
+            elif name in MLP and module.config.hidden_act in ('silu', 'swish'):
                 self.groups.append((module, (GATE_UP, GATE_UP_BIAS),
                                     (module.gate_proj, module.up_proj)))
         self.tensors = None
@@ -90,10 +92,7 @@ class FusedProjections:
         if self.tensors is None or any(  # first use, or the model moved / was cast since
                 (w.device, w.dtype) != (linears[0].weight.device, linears[0].weight.dtype)
                 for (_, _, linears), (w, _) in zip(self.groups, self.tensors)):
-            # gate/up in [in, out] storage: at 2 rows cuBLAS streams it ~7 % faster than
-            # [out, in] (32.8 vs 35.3 us on an H100, docs/performance.md)
-            self.tensors = [_stacked(linears, transposed=names[0] == GATE_UP)
-                            for _, names, linears in self.groups]
+            self.tensors = [_stacked(linears) for _, _, linears in self.groups]
         dst, src = [], []
         for (_, _, linears), (weight, bias) in zip(self.groups, self.tensors):
             start = 0
