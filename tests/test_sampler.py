@@ -207,9 +207,10 @@ def test_gqa_decode_attention_equals_hf_sdpa(tiny_generator):
 @pytest.mark.parametrize('arch', ['qwen2', 'llama'])
 def test_fused_projections_give_hf_hidden_states_and_leave_the_model_as_it_was(
         tmp_path, arch):
-    """q/k/v and gate/up as one GEMM each: HF's hidden states at prefill and decode
-    (static cache, left padding; Qwen2 with q/k/v biases, LLaMA without), weights trained
-    after the first use are picked up, and outside the block nothing has changed."""
+    """Decoder layers as four products on norm-scaled, concatenated weights: HF's hidden
+    states at prefill and decode (static cache, left padding; Qwen2 with q/k/v biases,
+    LLaMA without; RMSNorm scales not 1), weights and norm scales trained after the first
+    use are picked up, and outside the block nothing has changed."""
     from transformers import AutoModelForCausalLM, StaticCache
 
     from unimm.inference.fused import FusedProjections
@@ -217,8 +218,10 @@ def test_fused_projections_give_hf_hidden_states_and_leave_the_model_as_it_was(
                           num_attention_heads=4, num_key_value_heads=2, vocab_size=300)
     torch.manual_seed(0)
     llm = AutoModelForCausalLM.from_pretrained(folder).eval()
-    if arch == 'qwen2':  # non-zero biases, so a misplaced bias shows
-        for layer in llm.model.layers:
+    for layer in llm.model.layers:  # non-trivial biases and scales, so a misplaced one shows
+        torch.nn.init.normal_(layer.input_layernorm.weight)
+        torch.nn.init.normal_(layer.post_attention_layernorm.weight)
+        if arch == 'qwen2':
             torch.nn.init.normal_(layer.self_attn.k_proj.bias)
     ids = torch.tensor([[0, 0, 5, 6, 7], [1, 2, 3, 4, 5]])
     mask = torch.zeros(2, 8, dtype=torch.long)
@@ -236,20 +239,23 @@ def test_fused_projections_give_hf_hidden_states_and_leave_the_model_as_it_was(
 
     keys, classes = set(llm.state_dict()), {type(m): type(m).forward for m in llm.modules()}
     fused = FusedProjections(llm)
-    assert len(fused.groups) == 4  # 2 attention + 2 MLP layers
+    assert len(fused.groups) == 4  # q/k/v and gate/up of 2 layers
     for _ in range(2):  # the second time after a weight update (fused tensors refreshed)
         with fused.active():
-            attn, mlp = llm.model.layers[0].self_attn, llm.model.layers[0].mlp
-            assert type(attn).forward is not classes[type(attn)]  # the fused forwards run
-            assert attn.unimm_qkv_weight.shape[0] == sum(
-                m.out_features for m in (attn.q_proj, attn.k_proj, attn.v_proj))
-            assert mlp.unimm_gate_up_weight.shape[0] == 2 * mlp.up_proj.out_features
+            layer = llm.model.layers[0]
+            attn = layer.self_attn
+            assert type(layer).forward is not classes[type(layer)]  # the fused forward runs
+            qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+            torch.testing.assert_close(layer.unimm_qkv_weight,
+                                       qkv * layer.input_layernorm.weight)
+            assert layer.unimm_gate_up_weight.shape[0] == 2 * layer.mlp.up_proj.out_features
             got = run()
         for a, b in zip(got, run()):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
         with torch.no_grad():
             llm.model.layers[0].mlp.up_proj.weight.mul_(2)
             llm.model.layers[1].self_attn.v_proj.weight.add_(0.1)
+            llm.model.layers[1].post_attention_layernorm.weight.mul_(0.5)
     assert set(llm.state_dict()) == keys
     assert all(cls.forward is forward for cls, forward in classes.items())
     assert not any(name.startswith('unimm') for name, _ in llm.named_buffers())

@@ -1,13 +1,14 @@
-"""One weight read for q/k/v and one for gate/up in the decode step of an HF Qwen2 / LLaMA.
+"""An HF Qwen2 / LLaMA decoder layer as four weight products for the decode step.
 
 At decode the rows are few (2 per prompt with guidance): every projection is a weight
-read, and the small k/v projections are launch-bound. `FusedProjections` keeps each
-layer's q/k/v and gate/up weights concatenated, refreshed in place from the model on
-every use (the same tensors each time, so compiled graphs and CUDA graphs keep their
-addresses, and weights trained since are picked up), and within `active` the attention
-and MLP classes run forwards that read them. At a few rows on a GPU a layer's weight products (q/k/v, o,
-gate/up, down) go through `gemv_rows`, a Triton matrix-vector kernel (gate/up with
-SiLU * up in its epilogue). Other layers and classes are untouched.
+read, and the norms, adds and small projections around them are launch-bound.
+`FusedProjections` keeps each layer's q/k/v and gate/up weights concatenated, with the
+scale of the RMSNorm before them folded in (refreshed in place from the model on every
+use: the same tensors each time, so compiled graphs and CUDA graphs keep their addresses,
+and weights trained since are picked up). Within `active` the decoder layers run as
+q/k/v (normalising x itself), attention, o (+ residual), gate/up (normalising, SiLU * up)
+and down (+ residual), each through `gemv_rows`: a Triton matrix-vector kernel at a few
+rows on a GPU, torch otherwise. Other layers and classes are untouched.
 """
 import contextlib
 import sys
@@ -17,43 +18,56 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from unimm.inference.gemv import gemv_rows
 
-ATTENTION = ('Qwen2Attention', 'LlamaAttention')
-MLP = ('Qwen2MLP', 'LlamaMLP')
+LAYERS = ('Qwen2DecoderLayer', 'LlamaDecoderLayer')
 QKV, QKV_BIAS, GATE_UP, GATE_UP_BIAS = ('unimm_qkv_weight', 'unimm_qkv_bias',
                                         'unimm_gate_up_weight', 'unimm_gate_up_bias')
 _ORIGINAL_FORWARD = {}  # class -> its own forward, while patched
 
 
-def _fused_attention_forward(self, hidden_states, position_embeddings=None,
-                             attention_mask=None, cache=None, past_key_values=None, **kwargs):
-    """HF's Qwen2 / LLaMA attention with q, k and v from one GEMM."""
-    cache = cache if cache is not None else past_key_values
-    if QKV not in self._buffers:
-        return _ORIGINAL_FORWARD[type(self)](self, hidden_states, position_embeddings,
-                                             attention_mask, cache=cache, **kwargs)
-    shape = (*hidden_states.shape[:-1], -1, self.head_dim)
-    qkv = gemv_rows(hidden_states, self._buffers[QKV], self._buffers.get(QKV_BIAS))
-    sizes = (self.q_proj.out_features, self.k_proj.out_features, self.v_proj.out_features)
+def _attention(attn, qkv, position_embeddings, attention_mask, cache, **kwargs):
+    """HF's Qwen2 / LLaMA attention from its q/k/v projections to the input of o_proj."""
+    shape = (*qkv.shape[:-1], -1, attn.head_dim)
+    sizes = (attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features)
     q, k, v = (t.view(shape).transpose(1, 2) for t in qkv.split(sizes, -1))
-    family = sys.modules[type(self).__module__]
+    family = sys.modules[type(attn).__module__]
     cos, sin = position_embeddings
     q, k = family.apply_rotary_pos_emb(q, k, cos, sin)
     if cache is not None:
-        k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)
-    attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation,
+        k, v = cache.update(k, v, attn.layer_idx, kwargs=kwargs)
+    attention = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation,
                                                       family.eager_attention_forward)
-    out, weights = attention(self, q, k, v, attention_mask, dropout=0.0, scaling=self.scaling,
-                             sliding_window=getattr(self, 'sliding_window', None), **kwargs)
-    o = self.o_proj
-    return gemv_rows(out.reshape(*shape[:-2], -1), o.weight, o.bias), weights
+    out, _ = attention(attn, q, k, v, attention_mask, dropout=0.0, scaling=attn.scaling,
+                       sliding_window=getattr(attn, 'sliding_window', None), **kwargs)
+    return out.reshape(*shape[:-2], -1)
 
 
-def _fused_mlp_forward(self, x):
-    """SwiGLU with gate and up from one weight read."""
-    if GATE_UP not in self._buffers:
-        return _ORIGINAL_FORWARD[type(self)](self, x)
-    hidden = gemv_rows(x, self._buffers[GATE_UP], self._buffers.get(GATE_UP_BIAS), swiglu=True)
-    return gemv_rows(hidden, self.down_proj.weight, self.down_proj.bias)
+def _fused_layer_forward(self, hidden_states, attention_mask=None, position_ids=None,
+                         cache=None, use_cache=False, position_embeddings=None,
+                         past_key_values=None, **kwargs):
+    """HF's decoder layer (pre-norm attention and SwiGLU MLP, residual around each) as
+    four `gemv_rows` products and the attention between them."""
+    cache = cache if cache is not None else past_key_values
+    if QKV not in self._buffers:
+        return _ORIGINAL_FORWARD[type(self)](
+            self, hidden_states, attention_mask=attention_mask, position_ids=position_ids,
+            cache=cache, use_cache=use_cache, position_embeddings=position_embeddings,
+            **kwargs)
+    attn, mlp, fused = self.self_attn, self.mlp, self._buffers
+    qkv = gemv_rows(hidden_states, fused[QKV], fused.get(QKV_BIAS),
+                    rms_eps=self.input_layernorm.variance_epsilon)
+    out = _attention(attn, qkv, position_embeddings, attention_mask, cache, **kwargs)
+    hidden_states = gemv_rows(out, attn.o_proj.weight, attn.o_proj.bias, residual=hidden_states)
+    act = gemv_rows(hidden_states, fused[GATE_UP], fused.get(GATE_UP_BIAS), swiglu=True,
+                    rms_eps=self.post_attention_layernorm.variance_epsilon)
+    return gemv_rows(act, mlp.down_proj.weight, mlp.down_proj.bias, residual=hidden_states)
+
+
+def _fusable(layer):
+    """A Qwen2 / LLaMA decoder layer with SiLU gating and RMSNorms (scale and epsilon)."""
+    return (type(layer).__name__ in LAYERS
+            and layer.mlp.config.hidden_act in ('silu', 'swish')
+            and all(hasattr(norm, 'weight') and hasattr(norm, 'variance_epsilon')
+                    for norm in (layer.input_layernorm, layer.post_attention_layernorm)))
 
 
 def _stacked(linears):
@@ -69,62 +83,57 @@ def _stacked(linears):
 
 
 class FusedProjections:
-    """The concatenated weights of one HF model's Qwen2 / LLaMA layers (allocated on first
-    use: the size of the q/k/v and gate/up weights, about 60 % of a 3B model's) and the
-    context that runs on them."""
+    """The norm-scaled, concatenated q/k/v and gate/up weights of one HF model's Qwen2 /
+    LLaMA decoder layers (allocated on first use: about 60 % of a 3B model's weights) and
+    the context that runs the layers on them."""
 
     def __init__(self, llm):
         self.llm = llm
-        self.groups = []  # (module, its buffer names, the source linears)
-        for module in llm.modules():
-            name = type(module).__name__
-            if name in ATTENTION:
-                self.groups.append((module, (QKV, QKV_BIAS),
-                                    (module.q_proj, module.k_proj, module.v_proj)))
-            elif name in MLP and module.config.hidden_act in ('silu', 'swish'):
-                self.groups.append((module, (GATE_UP, GATE_UP_BIAS),
-                                    (module.gate_proj, module.up_proj)))
+        self.groups = []  # (layer, buffer names, the RMSNorm before, the source linears)
+        for layer in llm.modules():
+            if _fusable(layer):
+                attn, mlp = layer.self_attn, layer.mlp
+                self.groups.append((layer, (QKV, QKV_BIAS), layer.input_layernorm,
+                                    (attn.q_proj, attn.k_proj, attn.v_proj)))
+                self.groups.append((layer, (GATE_UP, GATE_UP_BIAS),
+                                    layer.post_attention_layernorm,
+                                    (mlp.gate_proj, mlp.up_proj)))
         self.tensors = None
 
     @torch.no_grad()
     def refresh(self):
-        """Copy the model's current weights into the fused tensors."""
+        """Write the model's current weights, times the norm scale, into the fused tensors."""
         if self.tensors is None or any(  # first use, or the model moved / was cast since
                 (w.device, w.dtype) != (linears[0].weight.device, linears[0].weight.dtype)
-                for (_, _, linears), (w, _) in zip(self.groups, self.tensors)):
-            self.tensors = [_stacked(linears) for _, _, linears in self.groups]
-        dst, src = [], []
-        for (_, _, linears), (weight, bias) in zip(self.groups, self.tensors):
+                for (_, _, _, linears), (w, _) in zip(self.groups, self.tensors)):
+            self.tensors = [_stacked(linears) for _, _, _, linears in self.groups]
+        for (_, _, norm, linears), (weight, bias) in zip(self.groups, self.tensors):
             start = 0
             for m in linears:
                 end = start + m.out_features
-                dst.append(weight[start:end])
-                src.append(m.weight)
+                torch.mul(m.weight, norm.weight, out=weight[start:end])
                 if bias is not None:
-                    dst.append(bias[start:end])
-                    src.append(m.bias if m.bias is not None else bias.new_zeros(m.out_features))
+                    bias[start:end] = m.bias if m.bias is not None else 0
                 start = end
-        torch._foreach_copy_(dst, src)  # a few multi-tensor kernels, not one copy per linear
 
     @contextlib.contextmanager
     def active(self):
-        """Within the block the model's Qwen2 / LLaMA attention and MLP layers run on the
-        fused weights (refreshed on entry); on exit the model is as it was."""
+        """Within the block the model's Qwen2 / LLaMA decoder layers run on the fused
+        weights (refreshed on entry); on exit the model is as it was."""
         self.refresh()
-        classes = {type(m) for m, _, _ in self.groups}
+        classes = {type(layer) for layer, _, _, _ in self.groups}
         for cls in classes:
             _ORIGINAL_FORWARD[cls] = cls.forward
-            cls.forward = _fused_attention_forward if cls.__name__ in ATTENTION \
-                else _fused_mlp_forward
-        for (module, names, _), tensors in zip(self.groups, self.tensors):
+            cls.forward = _fused_layer_forward
+        for (layer, names, _, _), tensors in zip(self.groups, self.tensors):
             for name, t in zip(names, tensors):
                 if t is not None:
-                    module.register_buffer(name, t, persistent=False)
+                    layer.register_buffer(name, t, persistent=False)
         try:
             yield self.llm
         finally:
-            for module, names, _ in self.groups:
+            for layer, names, _, _ in self.groups:
                 for name in names:
-                    module._buffers.pop(name, None)
+                    layer._buffers.pop(name, None)
             for cls in classes:
                 cls.forward = _ORIGINAL_FORWARD.pop(cls)
