@@ -1,10 +1,11 @@
 """Weight products of the decode step at a few rows, as a Triton matrix-vector kernel.
 
 At batch 1 with guidance a decode step multiplies 2 rows by every weight: pure weight
-reads. One program per output column streams that column's weight row in 16-byte loads
-and keeps the rows' partial sums apart until one reduction at the end; on an H100 this
-reads the 3B model's gate/up weight at 2.9 TB/s where cuBLAS reaches 2.7, and with
-``swiglu`` it also applies SiLU(gate) * up before writing (docs/performance.md).
+reads. One program per output column streams that column's weight row and keeps the
+rows' partial sums apart until one reduction at the end; what surrounds a product in a
+decoder layer happens in the same pass (the RMS of x, bias, SiLU(gate) * up, the
+residual add), so a layer is four kernels plus attention. On an H100 at 2 rows it reads
+the 3B model's gate/up weight at 2.9 TB/s where cuBLAS reaches 2.7 (docs/performance.md).
 """
 import types
 from typing import Optional
@@ -17,7 +18,7 @@ try:
 except ImportError:  # a CPU-only torch: `gemv_rows` never asks for the kernel there
     triton, tl = None, types.SimpleNamespace(constexpr=None)
 
-MAX_ROWS = 2  # more rows: cuBLAS (faster at 4 rows, docs/performance.md); 0: cuBLAS always
+MAX_ROWS = 2  # more rows: torch / cuBLAS (faster at 4 rows, docs/performance.md); 0: always
 
 
 def _jit(fn):
@@ -120,24 +121,33 @@ def _gemv_kernel(x_ptr, w_ptr, b_ptr, r_ptr, y_ptr, stride_x, stride_w, stride_r
                HAS_BIAS, SWIGLU, NORM, HAS_RES)
 
 
+def config(k, n):
+    """(K per step, warps) for a [n, k] weight: at 2 rows on an H100 the fastest of 256-2048
+    x 1-8 warps for the 3B shapes with their epilogues (docs/performance.md). Small blocks
+    for the long rows of down: fewer registers, so more programs in flight."""
+    if k > 4096:
+        return 256, 4
+    return (512, 4) if n >= 8192 else (2048, 2)
+
+
 def launch(kernel, x, weight, bias=None, swiglu=False, rms_eps=None, residual=None,
-           block_k=None, num_warps=4):
+           settings=None):
     """`gemv_rows` for x [M <= 4, K] and ``weight`` [N, K] (SWIGLU: [2N, K], gate rows then
-    up rows) through ``kernel`` (`_gemv_kernel`, or its `wrap_triton` in a compiled graph).
-    ``block_k``: K per step, by default 1024 up to K = 4096 and 2048 above (the fastest
-    of 512-4096 at 2 rows on an H100 for the 3B shapes, within ~0.3 us)."""
+    up rows) through ``kernel`` (`_gemv_kernel`, or its `wrap_triton` in a compiled graph);
+    ``settings``: (K per step, warps), by default `config`'s."""
     rows, k = x.shape
     if rows > 4:
         raise ValueError(f'the matrix-vector kernel takes at most 4 rows, not {rows}')
     n = weight.shape[0] // 2 if swiglu else weight.shape[0]
-    block = min(block_k or (1024 if k <= 4096 else 2048), triton.next_power_of_2(k))
+    block, warps = settings or config(k, weight.shape[0])
+    block = min(block, triton.next_power_of_2(k))
     y = x.new_empty(rows, n)
     kernel[(n,)](x, weight, weight if bias is None else bias,
                  y if residual is None else residual, y, x.stride(0), weight.stride(0),
                  0 if residual is None else residual.stride(0), y.stride(0),
                  n if swiglu else 0, 0.0 if rms_eps is None else rms_eps, K=k, M=rows,
                  BK=block, EVEN_K=k % block == 0, HAS_BIAS=bias is not None, SWIGLU=swiglu,
-                 NORM=rms_eps is not None, HAS_RES=residual is not None, num_warps=num_warps)
+                 NORM=rms_eps is not None, HAS_RES=residual is not None, num_warps=warps)
     return y
 
 
