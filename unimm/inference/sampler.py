@@ -167,8 +167,10 @@ class CFGSampler:
     step eagerly (the CPU default), which draws exactly like `reference_generate`.
     ``gqa_decode`` runs attention through `gqa_decode_attention` (no ``repeat_kv`` of
     the cache); False keeps HF's SDPA (a benchmark comparison). ``fuse_projections``
-    runs q/k/v and gate/up as one GEMM each (`FusedProjections`: ~11 % faster at batch 1
-    on an H100, docs/performance.md; costs the memory of those weights once more)."""
+    runs each decoder layer as four weight products on norm-scaled, concatenated weights,
+    through a Triton matrix-vector kernel at batch 1 on a GPU (`FusedProjections`,
+    `gemv_rows`; docs/performance.md; costs the memory of the q/k/v and gate/up weights
+    once more)."""
 
     def __init__(self, model, max_batch=1, max_prompt_len=128, compile=None,
                  tuning='coordinate_descent', gqa_decode=True, fuse_projections=True):
