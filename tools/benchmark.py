@@ -169,7 +169,8 @@ def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
         print(json.dumps(rows[-1]), flush=True)
     from unimm.inference import gemv
     return {'device': torch.cuda.get_device_name(), 'head': head, 'tuning': tuning,
-            'gqa_decode': gqa_decode, 'triton_gemv': gemv.MAX_ROWS > 0, 'fuse_projections': fuse_projections, 'params': params,
+            'gqa_decode': gqa_decode, 'triton_gemv': gemv.MAX_ROWS > 0,
+            'fuse_projections': fuse_projections, 'params': params,
             'bandwidth_TBps': round(bandwidth / 1e12, 2), 'weight_floor_s': round(floor, 3),
             'tokens': n, 'cfg_scale': cfg_scale, 'runs': rows}
 
