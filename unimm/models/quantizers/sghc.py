@@ -10,12 +10,14 @@ from unimm.registry import MODELS
 
 from .output import (QuantizerOutput, all_reduce_sum_, code_counts, first_available,
                      perplexity)
+from .table import CodeTable
 
 
 @MODELS.register_module()
 class HierarchicalCodebook(nn.Module):
     """Sub-codebooks per semantic code, learnt by the codebook loss (``update='loss'``,
-    LlamaGen style, the table is an nn.Embedding) or by EMA (``update='ema'``, a buffer).
+    LlamaGen style, a ``CodeTable``) or by EMA (``update='ema'``, a buffer). Either way a
+    restart lives outside the optimizer's reach, so it survives every ZeRO stage.
 
     A sub-code is dead when its EMA usage falls below ``dead_code_threshold`` times the
     average usage of its group's m sub-codes (a share, not a count: semantic codes differ
@@ -39,7 +41,7 @@ class HierarchicalCodebook(nn.Module):
         init = torch.randn(self.num_codes, dim)
         init = F.normalize(init, dim=-1) if l2_norm else init
         if update == 'loss':
-            self.embedding = nn.Embedding(self.num_codes, dim, _weight=init)
+            self.embedding = CodeTable(init)
         else:
             self.register_buffer('table', init)
             self.register_buffer('embed_sum', torch.zeros(self.num_codes, dim))
@@ -48,8 +50,14 @@ class HierarchicalCodebook(nn.Module):
 
     @property
     def weight(self):
-        """The raw [K*m, dim] table (parameter or buffer)."""
-        return self.embedding.weight if self.update == 'loss' else self.table
+        """The raw [K*m, dim] table (fp32 in 'loss' mode, the buffer in 'ema' mode)."""
+        return self.embedding() if self.update == 'loss' else self.table
+
+    def _rows(self, rows):
+        """Raw fp32 vectors of table ``rows`` (any index shape)."""
+        if self.update == 'loss':
+            return self.embedding(rows)
+        return F.embedding(rows, self.table).float()
 
     def freeze(self):
         """No more updates or restarts and no gradients to the table, even in train mode."""
@@ -63,7 +71,7 @@ class HierarchicalCodebook(nn.Module):
     def codes(self, rows):
         """Code vectors of table ``rows`` (any index shape), unit-norm when ``l2_norm``.
         EMA tables are kept unit-norm already; loss-mode rows are normalised on read."""
-        vectors = F.embedding(rows, self.weight).float()
+        vectors = self._rows(rows)
         return F.normalize(vectors, dim=-1) if self.l2_norm and self.update == 'loss' else vectors
 
     def lookup(self, ids):
@@ -80,8 +88,10 @@ class HierarchicalCodebook(nn.Module):
             zf = F.normalize(zf, dim=-1) if self.l2_norm else zf
             with torch.no_grad():
                 # the m sub-codes of each patch's semantic code: one gather of whole groups
-                group = self.weight.view(self.num_semantic_codes, self.sub_codes, self.dim)
-                ids = semantic_ids * self.sub_codes + self._nearest(zf, group[semantic_ids])
+                first = semantic_ids * self.sub_codes
+                group = self._rows(first[..., None] + torch.arange(self.sub_codes,
+                                                                   device=z.device))
+                ids = first + self._nearest(zf, group)
             q = self.codes(ids)
             loss = self.beta * F.mse_loss(zf, q.detach())  # commitment
             if self.update == 'loss':
@@ -162,9 +172,11 @@ class HierarchicalCodebook(nn.Module):
         pick = (start[groups] + torch.minimum(offset, n[groups] - 1)).clamp_min(0)
         new = first_available(z[order[pick]], n[groups] > 0)
         keep = ~restart[:, None]
-        self.weight[rows] = torch.where(keep, self.weight[rows], new.to(self.weight.dtype))
         self.usage[rows] = torch.where(restart, fair.flatten()[groups], self.usage[rows])
-        if self.update == 'ema':
+        if self.update == 'loss':
+            self.embedding.restart_(rows, new, restart)
+        else:
+            self.table[rows] = torch.where(keep, self.table[rows], new.to(self.table.dtype))
             self.embed_sum[rows] = torch.where(
                 keep, self.embed_sum[rows],
                 (new * self.usage[rows, None]).to(self.embed_sum.dtype))
