@@ -1,5 +1,7 @@
 """The shapes world: deterministic scenes, exact parsing back from pixels, a GenEval-style
 scorer that passes ground truth and fails perturbations, consistent text, and datasets."""
+import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import replace
@@ -34,6 +36,31 @@ def prompts_with_scenes(tag, n=20, seed=0):
     prompts = sample_geneval_prompts(seed, n, tags=(tag,))
     return [(p, scene_from_prompt(p, np.random.default_rng([seed, i]), max_distractors=2))
             for i, p in enumerate(prompts)]
+
+
+def short_hash(data):
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def test_flat_world_is_byte_identical_to_before_textures():
+    """Hashes of flat images, texts, layouts and prompts computed before the textured
+    world existed: ``texture=False`` (the default) must reproduce them exactly."""
+    indices = (0, 1, 7, 123, 100000)
+    images = b''.join(ShapesWorld(seed, res).image(i).tobytes()
+                      for seed, res in ((0, 64), (3, 256), (1, 128)) for i in indices)
+    texts = '\n'.join(ShapesWorld(seed).caption(i) + repr(ShapesWorld(seed).vqa(i))
+                      for seed in (0, 3) for i in indices)
+    layouts = repr([[(s.kind, s.colour, s.size, s.cx, s.cy) for s in ShapesWorld(0).scene(i)]
+                    for i in range(20)])
+    specs = sample_geneval_prompts(0, 5)
+    prompt_images = b''.join(
+        render(scene_from_prompt(p, np.random.default_rng([0, j]), max_distractors=2), 64).tobytes()
+        for j, p in enumerate(specs))
+    assert short_hash(images) == '05c903a375d936fe'
+    assert short_hash(texts.encode()) == 'cbe644594169fbd2'
+    assert short_hash(layouts.encode()) == 'e1e204418cfd188e'
+    prompts = json.dumps(specs, sort_keys=True).encode() + prompt_images
+    assert short_hash(prompts) == '998069bdcd8f882c'
 
 
 def test_world_is_deterministic_per_seed_and_index():

@@ -1,5 +1,6 @@
 """Registered torch datasets over the shapes world: caption pairs, VQA triples and the
-GenEval-style prompt list. Images are float tensors [3, H, W] in [-1, 1]."""
+GenEval-style prompt list. Images are float tensors [3, H, W] in [-1, 1]. ``texture=True``
+uses the textured world (patterned shapes and background; 128 px unless ``resolution``)."""
 import numpy as np
 from torch.utils.data import Dataset
 
@@ -12,8 +13,9 @@ from unimm.registry import DATASETS
 class ShapesCaptionDataset(Dataset):
     """Item i is scene ``start + i``: dict(image, text=caption, index=start + i)."""
 
-    def __init__(self, seed=0, resolution=64, start=0, length=10000, min_shapes=1, max_shapes=4):
-        self.world = ShapesWorld(seed, resolution, min_shapes, max_shapes)
+    def __init__(self, seed=0, resolution=None, start=0, length=10000, min_shapes=1, max_shapes=4,
+                 texture=False):
+        self.world = ShapesWorld(seed, resolution, min_shapes, max_shapes, texture)
         self.start = start
         self.length = length
 
@@ -33,8 +35,9 @@ class ShapesVQADataset(Dataset):
     """One item per VQA pair of scenes ``start .. start + length - 1``, scene by scene in
     ``vqa_pairs`` order: dict(image, question, answer, index=scene index)."""
 
-    def __init__(self, seed=0, resolution=64, start=0, length=10000, min_shapes=1, max_shapes=4):
-        self.world = ShapesWorld(seed, resolution, min_shapes, max_shapes)
+    def __init__(self, seed=0, resolution=None, start=0, length=10000, min_shapes=1, max_shapes=4,
+                 texture=False):
+        self.world = ShapesWorld(seed, resolution, min_shapes, max_shapes, texture)
         self.start = start
         counts = [len(self.world.vqa(start + i)) for i in range(length)]
         self.offsets = np.cumsum([0] + counts)  # item k belongs to the scene whose range holds it

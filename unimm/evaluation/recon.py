@@ -1,5 +1,6 @@
 """Tokenizer reconstruction evaluation: PSNR, SSIM, LPIPS, rFID, codebook usage, a PNG grid
-of originals vs reconstructions, and on the shapes world the scorer's attribute accuracy."""
+of originals vs reconstructions, and on the shapes world the scorer's attribute accuracy
+(on the textured world also its pattern accuracy)."""
 import os
 
 import torch
@@ -43,7 +44,8 @@ def codebook_usage(ids, vocab_size, sub_codes=None):
 class ReconstructionEvaluator:
     """Runs encode -> decode over a dataset and scores the reconstructions. ``lpips``
     and ``fid`` are on by default and fail with instructions when their weights are
-    missing; ``shapes_scorer`` needs a shapes-world dataset."""
+    missing; ``shapes_scorer`` needs a shapes-world dataset and on a textured one also
+    reports ``pattern_accuracy`` (shapes found with the right pattern family too)."""
 
     def __init__(self, dataset, batch_size=32, lpips=dict(type='LPIPSLoss'), fid=True,
                  shapes_scorer=False, grid_size=16):
@@ -56,7 +58,6 @@ class ReconstructionEvaluator:
 
     @torch.no_grad()
     def __call__(self, model, work_dir=None):
-        from unimm.datasets.shapes import score_caption_attributes
         from unimm.evaluation.recon_metrics import FIDAccumulator, psnr, ssim
         device = next(model.parameters()).device
         lpips = MODELS.build(self.lpips_cfg).to(device) if self.lpips_cfg else None
@@ -72,9 +73,7 @@ class ReconstructionEvaluator:
             if lpips is not None:
                 scores['lpips'] = lpips(recon, x)
             if self.shapes_scorer:
-                scenes = [self.dataset.world.scene(int(i)) for i in batch['index']]
-                scores['attribute_accuracy'] = sum(
-                    score_caption_attributes(r, s) for r, s in zip(recon.cpu(), scenes)) / len(x)
+                scores.update(self._shapes_scores(recon.cpu(), batch['index']))
             for k, v in scores.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * len(x)
             if fid is not None:
@@ -94,3 +93,18 @@ class ReconstructionEvaluator:
             save_grid(*first, path, self.grid_size)
             results['grid'] = path
         return results
+
+    def _shapes_scores(self, recons, indices):
+        """Mean attribute accuracy of a batch; on the textured world also pattern accuracy."""
+        from unimm.datasets.shapes import parse_image, score_caption_attributes
+        world = self.dataset.world
+        totals = {'attribute_accuracy': 0.0}
+        if world.texture:
+            totals['pattern_accuracy'] = 0.0
+        for recon, index in zip(recons, indices):
+            scene = world.scene(int(index))
+            found = parse_image(recon, texture=world.texture)
+            totals['attribute_accuracy'] += score_caption_attributes(recon, scene, found)
+            if world.texture:
+                totals['pattern_accuracy'] += score_caption_attributes(recon, scene, found, True)
+        return {k: v / len(recons) for k, v in totals.items()}

@@ -4,6 +4,11 @@ Pixels brighter than half the palette's brightness are foreground; their colour 
 palette entry nearest in chromaticity (rgb / max channel), which blur towards the black
 background leaves unchanged. Connected components per colour, minus specks, are the
 shapes; the kind comes from the component's geometry inside its bounding box.
+
+In the textured world the pattern family of a component (or of the background) comes
+from brightness statistics inside it, which are blind to the fine parameters: near
+constant -> plain; gradients all along one direction -> striped; a minority of dark
+pixels -> dotted; a sharp spectral peak -> checked; otherwise -> speckled.
 """
 from dataclasses import dataclass
 
@@ -18,12 +23,18 @@ _CHROMA = np.array(list(PALETTE.values()), np.float32) / 255.0
 _NAMES = list(PALETTE)
 _SIZE_SPLIT = sum(SIZES.values())  # bbox side halfway between small and large
 FOREGROUND = 127.5  # max channel at or above: a foreground pixel
+# Pattern thresholds between the ranges measured on rendered ground truth at 128 px.
+PLAIN_CV = 0.03  # brightness std / mean below: plain (plain 0, textures >= 0.09)
+STRIPE_COHERENCE = 0.6  # gradient-orientation coherence above: striped (1.0 vs <= 0.34)
+DOT_DARK_SHARE = 0.3  # share of darker-than-midrange pixels below: dotted (<= 0.26 vs >= 0.34)
+CHECK_PEAK = 0.2  # spectral energy share of the strongest peak above: checked (>= 0.25 vs <= 0.16)
 
 
 @dataclass(frozen=True)
 class DetectedShape:
     """A shape found in an image; centre, bbox (x0, y0, x1, y1) and area are fractions
-    of the image side (area: of the image area)."""
+    of the image side (area: of the image area); ``pattern``: its pattern family when
+    parsed as textured, else None."""
     kind: str
     colour: str
     size: str
@@ -31,6 +42,7 @@ class DetectedShape:
     cy: float
     area: float
     bbox: tuple
+    pattern: str = None
 
 
 def to_rgb_array(image):
@@ -55,9 +67,59 @@ def classify_kind(mask):
     return 'triangle' if low > 0.08 else 'diamond'
 
 
-def parse_image(image, min_area=0.003):
+def _orientation_coherence(value, interior):
+    """How much the brightness gradients inside ``interior`` share one orientation: 1 for
+    stripes, near 0 for isotropic textures (structure-tensor coherence)."""
+    gy, gx = np.gradient(value)
+    jxx, jyy, jxy = ((g * h)[interior].sum() for g, h in ((gx, gx), (gy, gy), (gx, gy)))
+    return float(np.hypot(jxx - jyy, 2 * jxy) / max(jxx + jyy, 1e-9))
+
+
+def _peak_share(centred):
+    """Share of the spectral energy of ``centred`` (zero outside the region) in its
+    strongest peak and the peak's mirror image (5x5 bins each, at 2x zero-padding)."""
+    n = 1 << int(np.ceil(np.log2(2 * max(centred.shape))))
+    power = np.abs(np.fft.fft2(centred, s=(n, n))) ** 2
+    peak = np.unravel_index(power.argmax(), power.shape)
+    window = np.ix_(*[(np.arange(-2, 3) + c) % n for c in peak])
+    return float(2 * power[window].sum() / max(power.sum(), 1e-9))
+
+
+def classify_pattern(pixels, mask):
+    """Pattern family of the region ``mask`` of ``pixels`` (HxWx3, 0-255), from the
+    brightness (max channel) two pixels inside its edge; see the module docstring."""
+    value = np.asarray(pixels, np.float32).max(-1)
+    interior = ndimage.binary_erosion(mask, iterations=2)
+    if interior.sum() < 16:
+        return 'plain'
+    inside = value[interior]
+    mean, std = inside.mean(), inside.std()
+    if std < PLAIN_CV * max(mean, 1.0):
+        return 'plain'
+    filled = np.where(mask, value, mean)  # the region's own edge adds no gradient
+    inner = ndimage.binary_erosion(mask, iterations=3)
+    if _orientation_coherence(filled, inner) > STRIPE_COHERENCE:
+        return 'striped'
+    low, high = np.percentile(inside, [2, 98])
+    if (inside < (low + high) / 2).mean() < DOT_DARK_SHARE:
+        return 'dotted'
+    if _peak_share(np.where(interior, value - mean, 0.0)) > CHECK_PEAK:
+        return 'checked'
+    return 'speckled'
+
+
+def background_pattern(image, margin=2):
+    """Pattern family of the background: the non-foreground pixels at least ``margin``
+    pixels away from any foreground pixel."""
+    rgb = to_rgb_array(image)
+    away = ~ndimage.binary_dilation(rgb.max(-1) >= FOREGROUND, iterations=margin)
+    return classify_pattern(rgb, away)
+
+
+def parse_image(image, min_area=0.003, texture=False):
     """Detected shapes of an image, sorted by area (largest first); components smaller
-    than ``min_area`` of the image are ignored as reconstruction specks."""
+    than ``min_area`` of the image are ignored as reconstruction specks. ``texture``:
+    also classify each shape's pattern family (`classify_pattern`)."""
     rgb = to_rgb_array(image)
     height, width = rgb.shape[:2]
     value = rgb.max(-1)
@@ -81,7 +143,8 @@ def parse_image(image, min_area=0.003):
                 size='small' if side < _SIZE_SPLIT else 'large',
                 cx=(x0 + xs.mean() + 0.5) / width, cy=(y0 + ys.mean() + 0.5) / height,
                 area=float(area),
-                bbox=(x0 / width, y0 / height, box[1].stop / width, box[0].stop / height)))
+                bbox=(x0 / width, y0 / height, box[1].stop / width, box[0].stop / height),
+                pattern=classify_pattern(rgb[box], mask) if texture else None))
     return sorted(found, key=lambda d: -d.area)
 
 
@@ -142,14 +205,17 @@ def score_prompt(image, prompt_spec, detections=None, strict=True):
     return {'correct': not reasons, 'reasons': reasons, 'detections': detections}
 
 
-def score_caption_attributes(image, scene, detections=None):
+def score_caption_attributes(image, scene, detections=None, pattern=False):
     """Fraction of the scene's shapes matched one-to-one by a detection of the same kind
-    and colour whose centre lies within the shape's half-extent of the true centre."""
-    detections = list(parse_image(image) if detections is None else detections)
+    and colour whose centre lies within the shape's half-extent of the true centre;
+    ``pattern``: the detection must also show the shape's pattern family (textured world;
+    ``detections`` then need to be parsed with ``texture=True``)."""
+    detections = list(parse_image(image, texture=pattern) if detections is None else detections)
     hits = 0
     for shape in scene:
         match = next((d for d in detections if d.kind == shape.kind and d.colour == shape.colour
-                      and np.hypot(d.cx - shape.cx, d.cy - shape.cy) <= shape.extent), None)
+                      and np.hypot(d.cx - shape.cx, d.cy - shape.cy) <= shape.extent
+                      and (not pattern or d.pattern == shape.pattern.family)), None)
         if match is not None:
             detections.remove(match)
             hits += 1

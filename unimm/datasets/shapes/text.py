@@ -44,16 +44,23 @@ def _clear_relation(a, b):
     return next((r for r in RELATIONS if r in rels), None)
 
 
-def caption(scene, rng=None):
-    """English description: kind, colour, size and count of every shape, plus where
-    they are (one shape: its place; two: their relation; more: left-to-right order
-    when it is clear). ``rng`` picks a prefix template and, for two shapes, the order
-    of mention; without it the canonical form is returned."""
+def _words(shape):
+    """Size, colour, pattern family when textured, and kind: the words naming a shape."""
+    pattern = (shape.pattern.family,) if shape.pattern is not None else ()
+    return (shape.size, shape.colour, *pattern, shape.kind)
+
+
+def caption(scene, rng=None, background=None):
+    """English description: kind, colour, size (and pattern family) and count of every
+    shape, plus where they are (one shape: its place; two: their relation; more:
+    left-to-right order when it is clear), then the ``background`` pattern family if
+    given. ``rng`` picks a prefix template and, for two shapes, the order of mention;
+    without it the canonical form is returned."""
     shapes = sorted(scene, key=lambda s: s.cx)
     prefix = CAPTION_PREFIXES[int(rng.integers(len(CAPTION_PREFIXES)))] if rng is not None else ''
     groups = {}
     for s in shapes:
-        groups.setdefault((s.size, s.colour, s.kind), []).append(s)
+        groups.setdefault(_words(s), []).append(s)
     phrases = [noun_phrase(len(g), *key) for key, g in groups.items()]
     if len(shapes) == 1:
         body = f'{phrases[0]} {_location(shapes[0])}'
@@ -66,13 +73,16 @@ def caption(scene, rng=None):
         body = _join(phrases) + ' from left to right'
     else:
         body = _join(phrases)
+    if background is not None:
+        body += f' on a {background.family} background'
     return prefix + body
 
 
-def vqa_pairs(scene):
+def vqa_pairs(scene, background=None):
     """(question, answer) pairs about a scene, in a fixed order: counts; colour, shape
-    and size of uniquely named objects; existence (a yes and a no per distinct
-    colour-kind pair); relative positions (clear ones only, alternating yes/no)."""
+    and size (and pattern family, when textured) of uniquely named objects; the
+    ``background`` pattern if given; existence (a yes and a no per distinct colour-kind
+    pair); relative positions (clear ones only, alternating yes/no)."""
     kinds = [s.kind for s in scene]
     colours = [s.colour for s in scene]
     pairs = [('how many shapes are there?', str(len(scene)))]
@@ -83,6 +93,10 @@ def vqa_pairs(scene):
     combos = [(s.colour, s.kind) for s in scene]
     named = [s for s in scene if combos.count((s.colour, s.kind)) == 1]
     pairs += [(f'what size is the {s.colour} {s.kind}?', s.size) for s in named]
+    pairs += [(f'what pattern is the {s.colour} {s.kind}?', s.pattern.family)
+              for s in named if s.pattern is not None]
+    if background is not None:
+        pairs.append(('what pattern is the background?', background.family))
     for colour, kind in dict.fromkeys(combos):
         pairs.append((f'is there a {colour} {kind}?', 'yes'))
         start = COLOURS.index(colour)

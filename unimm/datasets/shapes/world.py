@@ -4,6 +4,12 @@ A scene is a list of ``Shape`` in resolution-free coordinates (fractions of the 
 side), sampled from a numpy Generator, so one scene renders identically-laid-out at any
 resolution. Shapes never touch (their bounding boxes keep a gap) and rendering is not
 anti-aliased, so the scorer can read every shape back exactly from the pixels.
+
+The textured variant (``ShapesWorld(texture=True)``) fills every shape and the background
+with a ``Pattern``: a named family (plain, striped, checked, dotted, speckled) whose fine
+parameters (period, angle, phase, jitter, noise seed) are random and never put in words.
+Patterns only modulate brightness (shapes between LOW and 100% of the palette colour,
+the background in dim grey), so hue and the foreground mask are the flat world's.
 """
 from dataclasses import dataclass, replace
 
@@ -30,6 +36,19 @@ BORDER = 0.03  # space kept between any shape and the image edge
 GAP = 0.05  # space kept between the bounding boxes of two shapes
 MAX_SHAPES = 4
 
+# Texture families (their names are the adjectives texts use) and the range of their
+# period (speckled: noise grain) in pixels at REFERENCE_RESOLUTION; scenes store it as an
+# image fraction, so a textured scene is resolution-free too.
+PATTERNS = ('plain', 'striped', 'checked', 'dotted', 'speckled')
+PERIOD_PX = {'striped': (3.0, 8.0), 'checked': (4.0, 8.0), 'dotted': (5.0, 9.0),
+             'speckled': (1.0, 2.0)}
+REFERENCE_RESOLUTION = 128
+TEXTURED_RESOLUTION = 128  # default render size of the textured world: 16x16 8-px patches
+LOW = 0.6  # darkest share of the palette colour a textured shape shows (max channel 153)
+BACKGROUND_LEVELS = (0.1, 0.3)  # grey range of a textured background (max channel <= 77)
+DOT_RADIUS = 0.2  # Gaussian radius of a dot, in periods
+MAX_JITTER = 0.15  # largest random offset of a dot from its lattice point, in periods
+
 # GenEval's relative-position rule: a box offset shrunk by 10% of the two boxes' sizes,
 # normalised; a direction holds when its component exceeds 0.5. Scenes built to satisfy
 # a relation use the stricter CLEAR so that a slightly-off parse still agrees.
@@ -40,13 +59,31 @@ CLEAR = 0.7
 
 
 @dataclass(frozen=True)
+class Pattern:
+    """A texture: its ``family`` (named in texts) and fine parameters (never named):
+    ``period`` (speckled: grain) as an image fraction, ``angle`` in radians, ``phase`` in
+    periods along and across the angle, ``level`` (plain's constant value), ``jitter`` of
+    dots in periods, ``seed`` of dot offsets and speckle values. Families ignore the
+    parameters they do not use (which keep their defaults)."""
+    family: str
+    period: float = 0.0
+    angle: float = 0.0
+    phase: tuple = (0.0, 0.0)
+    level: float = 1.0
+    jitter: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Shape:
-    """One shape: kind, colour, size name and centre (cx, cy) in [0, 1] image fractions."""
+    """One shape: kind, colour, size name and centre (cx, cy) in [0, 1] image fractions;
+    ``pattern`` is its texture in the textured world, None for a flat colour."""
     kind: str
     colour: str
     size: str
     cx: float
     cy: float
+    pattern: Pattern = None
 
     @property
     def extent(self):
@@ -161,42 +198,138 @@ def _outline(shape, resolution):
     }[shape.kind]
 
 
-def render(scene, resolution=64):
-    """The scene as an RGB PIL image: flat palette colours, no anti-aliasing."""
-    image = Image.new('RGB', (resolution, resolution), BACKGROUND)
+def _mask(shape, resolution):
+    """Boolean pixel mask of one shape, rasterised by PIL without anti-aliasing."""
+    image = Image.new('1', (resolution, resolution), 0)
     draw = ImageDraw.Draw(image)
+    if shape.kind == 'circle':
+        x, y, r = shape.cx * resolution, shape.cy * resolution, shape.radius(resolution)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=1)
+    else:
+        draw.polygon(_outline(shape, resolution), fill=1)
+    return np.asarray(image, dtype=bool)
+
+
+def sample_pattern(rng):
+    """A random pattern: a uniform family, then the fine parameters that family uses."""
+    family = PATTERNS[int(rng.integers(len(PATTERNS)))]
+    if family == 'plain':
+        return Pattern(family, level=float(rng.uniform()))
+    period = float(rng.uniform(*PERIOD_PX[family])) / REFERENCE_RESOLUTION
+    angle = float(rng.uniform(0, math.pi)) if family != 'speckled' else 0.0
+    phase = tuple(float(p) for p in rng.uniform(0, 1, 2))
+    jitter = float(rng.uniform(0, MAX_JITTER)) if family == 'dotted' else 0.0
+    seed = int(rng.integers(2 ** 31)) if family in ('dotted', 'speckled') else 0
+    return Pattern(family, period, angle, phase, jitter=jitter, seed=seed)
+
+
+def _lattice(pattern, resolution):
+    """Pixel centres in pattern coordinates: periods along and across the angle, phased."""
+    u = (np.arange(resolution) + 0.5) / resolution
+    x, y = u[None, :], u[:, None]
+    cos, sin = math.cos(pattern.angle), math.sin(pattern.angle)
+    along = (x * cos + y * sin) / pattern.period + pattern.phase[0]
+    across = (y * cos - x * sin) / pattern.period + pattern.phase[1]
+    return along, across
+
+
+def _dots(pattern, resolution):
+    """Dark Gaussian dots on a jittered square lattice; 1 between dots, 0 at a centre."""
+    along, across = _lattice(pattern, resolution)
+    reach = math.ceil(math.sqrt(2) / pattern.period + 2)  # cells a unit image spans
+    offsets = np.random.default_rng(pattern.seed).uniform(
+        -pattern.jitter, pattern.jitter, (2 * reach + 1, 2 * reach + 1, 2))
+    cell_a, cell_b = np.floor(along).astype(int), np.floor(across).astype(int)
+    nearest = np.full(along.shape, np.inf)
+    for da in (-1, 0, 1):
+        for db in (-1, 0, 1):
+            a, b = cell_a + da, cell_b + db
+            shift = offsets[a + reach, b + reach]
+            dist = (along - a - 0.5 - shift[..., 0]) ** 2 + (across - b - 0.5 - shift[..., 1]) ** 2
+            nearest = np.minimum(nearest, dist)
+    return 1 - np.exp(-nearest / (2 * DOT_RADIUS ** 2))
+
+
+def _speckles(pattern, resolution):
+    """Uniform random values on square cells of side ``period``, phased; resolution-free."""
+    cells = math.ceil(1 / pattern.period) + 2
+    values = np.random.default_rng(pattern.seed).uniform(0, 1, (cells, cells))
+    u = (np.arange(resolution) + 0.5) / resolution
+    index = [np.floor(u / pattern.period + p).astype(int) for p in pattern.phase]
+    return values[index[1][:, None], index[0][None, :]]
+
+
+def pattern_field(pattern, resolution):
+    """The pattern's value in [0, 1] (1: brightest) at every pixel centre."""
+    if pattern.family == 'plain':
+        return np.full((resolution, resolution), pattern.level)
+    if pattern.family == 'dotted':
+        return _dots(pattern, resolution)
+    if pattern.family == 'speckled':
+        return _speckles(pattern, resolution)
+    along, across = _lattice(pattern, resolution)
+    wave = np.cos(2 * math.pi * along)
+    if pattern.family == 'checked':
+        wave = wave * np.cos(2 * math.pi * across)
+    return 0.5 + 0.5 * wave
+
+
+def render(scene, resolution=64, background=None):
+    """The scene as an RGB PIL image, with no anti-aliasing: flat palette colours on
+    black, or, for patterned shapes, the palette colour scaled to LOW..1 by the pattern;
+    a ``background`` pattern paints the background grey within BACKGROUND_LEVELS."""
+    pixels = np.zeros((resolution, resolution, 3)) + BACKGROUND
+    if background is not None:
+        lo, hi = BACKGROUND_LEVELS
+        pixels[:] = 255 * (lo + (hi - lo) * pattern_field(background, resolution))[..., None]
     for shape in scene:
-        fill = PALETTE[shape.colour]
-        if shape.kind == 'circle':
-            x, y, r = shape.cx * resolution, shape.cy * resolution, shape.radius(resolution)
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=fill)
-        else:
-            draw.polygon(_outline(shape, resolution), fill=fill)
-    return image
+        mask = _mask(shape, resolution)
+        scale = 1.0 if shape.pattern is None else \
+            LOW + (1 - LOW) * pattern_field(shape.pattern, resolution)[mask][:, None]
+        pixels[mask] = np.asarray(PALETTE[shape.colour]) * scale
+    return Image.fromarray(np.round(pixels).astype(np.uint8))
 
 
 class ShapesWorld:
     """Indexed access to an endless deterministic stream of scenes: scene ``i`` depends
-    only on (seed, i), so any index range is a reproducible split."""
+    only on (seed, i), so any index range is a reproducible split. With ``texture`` the
+    scene keeps the flat world's layout and draws a pattern per shape, then one for the
+    background, from the same stream; it renders at TEXTURED_RESOLUTION by default."""
 
-    def __init__(self, seed=0, resolution=64, min_shapes=1, max_shapes=MAX_SHAPES):
+    def __init__(self, seed=0, resolution=None, min_shapes=1, max_shapes=MAX_SHAPES,
+                 texture=False):
         self.seed = seed
-        self.resolution = resolution
+        self.resolution = resolution or (TEXTURED_RESOLUTION if texture else 64)
         self.min_shapes = min_shapes
         self.max_shapes = max_shapes
+        self.texture = texture
+
+    def _sample(self, i):
+        """(shapes, background pattern or None) of scene ``i``."""
+        rng = np.random.default_rng([self.seed, i])
+        shapes = sample_scene(rng, self.min_shapes, self.max_shapes)
+        if not self.texture:
+            return shapes, None
+        shapes = [replace(s, pattern=sample_pattern(rng)) for s in shapes]
+        return shapes, sample_pattern(rng)
 
     def scene(self, i):
-        return sample_scene(np.random.default_rng([self.seed, i]),
-                            self.min_shapes, self.max_shapes)
+        return self._sample(i)[0]
+
+    def background(self, i):
+        """The background pattern of scene ``i``; None in the flat world."""
+        return self._sample(i)[1]
 
     def image(self, i):
-        return render(self.scene(i), self.resolution)
+        shapes, background = self._sample(i)
+        return render(shapes, self.resolution, background)
 
     def caption(self, i):
         """Caption of scene ``i`` with a template picked by its own (seed, i) stream."""
         from .text import caption
-        return caption(self.scene(i), np.random.default_rng([self.seed, i, 1]))
+        shapes, background = self._sample(i)
+        return caption(shapes, np.random.default_rng([self.seed, i, 1]), background)
 
     def vqa(self, i):
         from .text import vqa_pairs
-        return vqa_pairs(self.scene(i))
+        return vqa_pairs(*self._sample(i))
