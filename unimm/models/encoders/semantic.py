@@ -144,3 +144,83 @@ class SemanticEncoder(nn.Module):
         return dict(type='SemanticEncoder', pretrained=None,
                     vision_config=vision_architecture(self.model.config), init='random',
                     frozen=self.frozen, feature_layer=self.feature_layer)
+
+
+SELF_TEACHER = 'semantic_encoder'
+
+
+def frozen_teacher(config):
+    """``config`` of a teacher tower, checked to be frozen (it is the distillation target)."""
+    if not config.get('frozen', True):
+        raise ValueError('the teacher must stay frozen (it is the distillation target)')
+    return config
+
+
+def default_teacher(encoder):
+    """The frozen teacher-init tower of the encoder config's ``pretrained`` folder and
+    layer, or None when it names no folder (e.g. an export's inline architecture)."""
+    if not encoder.get('pretrained'):
+        return None
+    return dict(type='SemanticEncoder', pretrained=encoder['pretrained'],
+                feature_layer=encoder.get('feature_layer', -1))
+
+
+def loads_teacher(encoder, teacher):
+    """Whether the ``encoder`` config loads the same weights and layer as ``teacher``."""
+    same = all(encoder.get(k, d) == teacher.get(k, d)
+               for k, d in (('type', None), ('pretrained', None), ('feature_layer', -1)))
+    return same and encoder.get('init', 'teacher') == teacher.get('init', 'teacher') == 'teacher'
+
+
+class SemanticTeacher(nn.Module):
+    """The frozen text-aligned teacher whose features are the cosine target of a semantic
+    encoder's codes (VQKD / BEiT v2 distillation).
+
+    ``teacher``: a ``SemanticEncoder`` config (must be frozen); ``'semantic_encoder'``, the
+    encoder is its own teacher (only when ``encoder_fixed``); or None, a frozen tower
+    loaded from the encoder config's ``pretrained`` folder. ``encoder_fixed`` says the
+    encoder never trains and keeps the weights its config loads: a fixed encoder that
+    loads the teacher's folder and layer gives the teacher's features, so they are
+    computed once. The tower is held outside ``state_dict()`` / ``parameters()`` (exports,
+    checkpoints and the optimizer never carry it) yet follows ``.to()`` and stays in eval
+    mode; ``config`` is what an export writes (no folder)."""
+
+    def __init__(self, teacher, encoder, encoder_fixed):
+        super().__init__()
+        if teacher is None:
+            teacher = default_teacher(encoder)
+        elif teacher != SELF_TEACHER:
+            frozen_teacher(teacher)
+        if teacher == SELF_TEACHER and not encoder_fixed:
+            raise ValueError(f"teacher='{SELF_TEACHER}' needs a frozen semantic encoder: a "
+                             'trained one would chase its own features')
+        self.is_encoder = teacher == SELF_TEACHER or (
+            encoder_fixed and teacher is not None and loads_teacher(encoder, teacher))
+        # stored in __dict__, bypassing nn.Module registration (see the class docstring)
+        self.__dict__['net'] = None if self.is_encoder or teacher is None \
+            else MODELS.build(teacher)
+
+    @property
+    def config(self):
+        return SELF_TEACHER if self.is_encoder else None
+
+    def _apply(self, fn, recurse=True):
+        if self.net is not None:
+            self.net._apply(fn, recurse)
+        return super()._apply(fn, recurse)
+
+    def forward(self, images, feats):
+        """The target for ``feats``, the semantic encoder's output on ``images`` (no grad)."""
+        if self.is_encoder:
+            return feats.detach()
+        if self.net is None:
+            raise RuntimeError('the semantic loss needs a teacher: set `teacher` (a '
+                               'SemanticEncoder config) or give the semantic encoder a '
+                               '`pretrained` folder (an export carries no teacher)')
+        with torch.no_grad():
+            return self.net(images)
+
+    def extra_repr(self):
+        if self.is_encoder:
+            return 'the semantic encoder itself'
+        return 'none' if self.net is None else 'frozen SemanticEncoder, not in state_dict'

@@ -1,11 +1,11 @@
-"""TokenFlow-style dual-codebook tokenizer: the frozen text-aligned encoder and a pixel
-encoder, quantised with ONE shared index over paired semantic and pixel codebooks
-(DualCodebookQuantizer); a semantic decoder is trained to the teacher's features and a
-pixel decoder reconstructs images from semantic ‖ pixel codes, all in one stage."""
+"""TokenFlow-style dual-codebook tokenizer: the text-aligned (by default frozen) encoder and
+a pixel encoder, quantised with ONE shared index over paired semantic and pixel codebooks
+(DualCodebookQuantizer); a semantic decoder is trained to the frozen teacher's features and
+a pixel decoder reconstructs images from semantic ‖ pixel codes, all in one stage."""
 import torch
 
 from unimm.models.decoders.semantic import cosine_loss
-from unimm.models.encoders.semantic import code_projection
+from unimm.models.encoders.semantic import SemanticTeacher, code_projection
 from unimm.registry import MODELS
 
 from .one_stage import OneStageTokenizer
@@ -14,8 +14,11 @@ from .one_stage import OneStageTokenizer
 @MODELS.register_module()
 class DualCodebookTokenizer(OneStageTokenizer):
     """Args:
-        semantic_encoder: the frozen SigLIP tower (``SemanticEncoder``); its features are
-            also the cosine target, so it must stay frozen.
+        semantic_encoder: the SigLIP tower (``SemanticEncoder``; TokenFlow keeps it frozen
+            and loaded from the teacher: ``init`` and ``frozen`` choose).
+        teacher: the frozen target tower, as ``SemHiTok.teacher`` (``SemanticTeacher``: by
+            default the encoder's ``pretrained`` folder, one forward when the encoder is
+            that frozen tower; not exported).
         pixel_encoder: ``ViTEncoder`` with ``out_dim`` = the quantizer's ``pixel_dim``.
         quantizer: ``DualCodebookQuantizer``.
         semantic_decoder: semantic codes -> teacher features (``SemanticDecoder``).
@@ -25,12 +28,10 @@ class DualCodebookTokenizer(OneStageTokenizer):
 
     def __init__(self, semantic_encoder, pixel_encoder, quantizer, semantic_decoder,
                  pixel_decoder, pixel_loss, semantic_weight=1.0, adv_weight=0.1,
-                 adaptive_adv_weight=False):
+                 adaptive_adv_weight=False, teacher=None):
         super().__init__()
         self.semantic_encoder = MODELS.build(semantic_encoder)
-        if not self.semantic_encoder.frozen:
-            raise ValueError('DualCodebookTokenizer.semantic_encoder must stay frozen: its '
-                             'features are the semantic target')
+        self.teacher = SemanticTeacher(teacher, semantic_encoder, self.semantic_encoder.frozen)
         self.pixel_encoder = MODELS.build(pixel_encoder)
         self.quantizer = MODELS.build(quantizer)
         semantic_dim, pixel_dim = self.quantizer.split
@@ -46,7 +47,7 @@ class DualCodebookTokenizer(OneStageTokenizer):
         self.adv_weight, self.adaptive_adv_weight = adv_weight, adaptive_adv_weight
 
     def _quantize(self, images):
-        """Teacher features and the dual-codebook output."""
+        """Semantic encoder features and the dual-codebook output."""
         feats = self.semantic_encoder(images)
         z_sem = self.semantic_proj(feats.to(self.semantic_proj[0].weight.dtype))
         z_pix = self.pixel_encoder(images).to(z_sem.dtype)
@@ -61,5 +62,5 @@ class DualCodebookTokenizer(OneStageTokenizer):
         out = self.pixel_losses(images, q, discriminator, step, 'dual')
         semantic_q = q.quantized[..., :self.quantizer.split[0]]
         out['loss_cosine'] = self.semantic_weight * cosine_loss(
-            self.semantic_decoder(semantic_q), feats.detach())
+            self.semantic_decoder(semantic_q), self.teacher(images, feats))
         return out

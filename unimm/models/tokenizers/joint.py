@@ -5,7 +5,7 @@ decouples them into stages."""
 import torch
 
 from unimm.models.decoders.semantic import cosine_loss
-from unimm.models.encoders.semantic import code_projection
+from unimm.models.encoders.semantic import code_projection, frozen_teacher
 from unimm.registry import MODELS
 
 from .one_stage import OneStageTokenizer
@@ -27,9 +27,7 @@ class JointTokenizer(OneStageTokenizer):
                  pixel_loss, semantic_weight=1.0, adv_weight=0.1, adaptive_adv_weight=False):
         super().__init__()
         self.encoder = MODELS.build(encoder)
-        self.teacher = MODELS.build(teacher)
-        if not self.teacher.frozen:
-            raise ValueError('JointTokenizer.teacher must stay frozen (it is the target)')
+        self.teacher = MODELS.build(frozen_teacher(teacher))
         self.quantizer = MODELS.build(quantizer)
         self.proj = code_projection(self.encoder.out_dim, self.quantizer.dim)
         self.semantic_decoder = MODELS.build(semantic_decoder)

@@ -6,15 +6,19 @@ from torch import nn
 
 from unimm.models.base import PretrainedMixin
 from unimm.models.discriminators.patchgan import adversarial_terms
-from unimm.models.encoders.semantic import SemanticEncoder
+from unimm.models.encoders.semantic import SemanticEncoder, SemanticTeacher
 
 
 def portable_config(module, cfg):
     """``cfg`` with every SigLIP tower child of ``module`` replaced by its inline
-    architecture, so an export loads without the teacher folder (its weights are in
-    the export's safetensors)."""
-    cfg.update({name: child.architecture_config() for name, child in module.named_children()
-                if isinstance(child, SemanticEncoder)})
+    architecture and every ``SemanticTeacher`` by its folder-free ``config``, so an
+    export loads without the teacher folder (the towers' weights are in the export's
+    safetensors; a separate teacher's are not needed outside training)."""
+    for name, child in module.named_children():
+        if isinstance(child, SemanticEncoder):
+            cfg[name] = child.architecture_config()
+        elif isinstance(child, SemanticTeacher):
+            cfg[name] = child.config
     return cfg
 
 

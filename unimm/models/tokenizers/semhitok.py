@@ -10,8 +10,9 @@ from torch import nn
 from unimm.models.base import PretrainedMixin
 from unimm.models.decoders.semantic import cosine_loss
 from unimm.models.discriminators.patchgan import adversarial_terms
-from unimm.models.encoders.semantic import code_projection
+from unimm.models.encoders.semantic import SemanticTeacher, code_projection
 from unimm.models.tokenizers.fusion import check_fusion, fuse
+from unimm.models.tokenizers.one_stage import portable_config
 from unimm.registry import MODELS
 
 STAGES = ('spc', 'sghc', 'enhance')
@@ -25,12 +26,18 @@ TRAINABLE = {'spc': ('semantic_proj', 'semantic_quantizer', 'semantic_decoder'),
 class SemHiTok(PretrainedMixin, nn.Module):
     """The tokenizer assembly. ``stage`` picks what trains and which losses run;
     ``init_from`` loads the previous stage's export (keys absent from it, or listed in
-    ``init_exclude``, keep their fresh initialisation)."""
+    ``init_exclude``, keep their fresh initialisation).
+
+    Stage 1 distils: the SPC's decoded codes match the frozen ``teacher``'s features
+    (``SemanticTeacher``: a ``SemanticEncoder`` config, by default the semantic encoder's
+    ``pretrained`` folder; built in stage 1 only, never exported). The semantic encoder's
+    ``init`` (``'teacher'`` / ``'random'``) and ``train_semantic_encoder`` (it trains in
+    stage 1; frozen from stage 2 on) are independent."""
 
     def __init__(self, semantic_encoder, semantic_quantizer, semantic_decoder,
                  pixel_encoder=None, pixel_quantizer=None, pixel_decoder=None,
                  fusion='channel', stage='spc', init_from=None, init_exclude=(),
-                 train_semantic_encoder=False, pixel_loss=None, adv_weight=0.1,
+                 train_semantic_encoder=False, teacher=None, pixel_loss=None, adv_weight=0.1,
                  adaptive_adv_weight=False, llm_features='concat'):
         super().__init__()
         if stage not in STAGES:
@@ -42,6 +49,9 @@ class SemHiTok(PretrainedMixin, nn.Module):
         width, dim = self.semantic_encoder.out_dim, self.semantic_quantizer.dim
         self.semantic_proj = code_projection(width, dim)
         self.semantic_decoder = MODELS.build(semantic_decoder)
+        fixed = not (train_semantic_encoder or init_from)  # keeps its config's weights
+        self.teacher = SemanticTeacher(teacher, semantic_encoder, fixed) \
+            if stage == 'spc' else None
         if stage != 'spc' and (pixel_decoder is None or pixel_loss is None or (
                 fusion != 'semantic' and (pixel_encoder is None or pixel_quantizer is None))):
             raise ValueError(f'SemHiTok stage {stage!r} needs pixel_decoder and pixel_loss '
@@ -106,9 +116,10 @@ class SemHiTok(PretrainedMixin, nn.Module):
         return self
 
     def export_config(self):
-        cfg = super().export_config()
-        cfg.update(semantic_encoder=self.semantic_encoder.architecture_config(),
-                   init_from=None, init_exclude=[])
+        cfg = portable_config(self, super().export_config())
+        cfg.update(init_from=None, init_exclude=[])
+        if self.teacher is None:  # stages 2 and 3 build no teacher
+            cfg['teacher'] = None
         return cfg
 
     @property
@@ -143,7 +154,7 @@ class SemHiTok(PretrainedMixin, nn.Module):
 
     # ------------------------------------------------------------- interface
     def semantic(self, images):
-        """Teacher features, and the SPC output of their projection."""
+        """Semantic encoder features, and the SPC output of their projection."""
         feats = self.semantic_encoder(images)
         return feats, self.semantic_quantizer(self.semantic_proj(feats.to(
             self.semantic_proj[0].weight.dtype)))
@@ -197,7 +208,7 @@ class SemHiTok(PretrainedMixin, nn.Module):
     def _spc_losses(self, images):
         feats, sem = self.semantic(images)
         pred = self.semantic_decoder(sem.quantized)
-        out = {'loss_cosine': cosine_loss(pred.float(), feats.detach().float()),
+        out = {'loss_cosine': cosine_loss(pred.float(), self.teacher(images, feats).float()),
                'loss_commit': sem.loss}
         out.update({f'spc/{k}': v for k, v in sem.stats.items()})
         return out
