@@ -59,9 +59,12 @@ class Row:
     spc: str = 'teacher'
 
 
+# Tab. 4's baseline: a randomly initialised semantic encoder, trained in stage 1 toward the
+# frozen teacher (the config's default teacher: the demo teacher folder)
 STAGE1 = {'teacher': Row('SPC, teacher init', DEMO + 'spc_shapes.py'),
           'random': Row('SPC, random init', DEMO + 'spc_shapes.py',
-                        (('model.semantic_encoder.init', 'random'),))}
+                        (('model.semantic_encoder.init', 'random'),
+                         ('model.train_semantic_encoder', True)))}
 TABLES = {
     '4': (Row('SPC, random-init semantic encoder', BASE + 'semhitok_fusion_semantic_shapes.py',
               spc='random'),

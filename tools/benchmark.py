@@ -400,6 +400,12 @@ def twin_semhitok(node, scale):
     enc['vision_config'] = dict(SIGLIP_L16_256) if s is None else dict(
         image_size=s['image'], patch_size=s['patch'], **s['siglip'])
     node['semantic_encoder'] = enc
+    if node.get('stage', 'spc') == 'spc' and not node.get('teacher'):
+        # stage 1's target: a frozen encoder serves as its own teacher (one forward, as
+        # in a recipe whose frozen encoder loads the teacher folder); a trained one gets a
+        # frozen random tower of the same architecture
+        node['teacher'] = dict(enc, frozen=True) if node.get('train_semantic_encoder') \
+            else 'semantic_encoder'
     if s is None:
         return node
     grid = (s['image'] // s['patch']) ** 2
