@@ -1,7 +1,10 @@
 """The training runner: one code path on DeepSpeed for a CPU process (gloo) and one or
 many GPUs (nccl). The model's forward returns its losses; the runner owns
 optimisation, precision, distribution, logging and checkpoints."""
+import contextlib
 import inspect
+import io
+import logging
 import math
 import os
 import random
@@ -28,6 +31,17 @@ from unimm.registry import DATASETS, MODELS  # noqa: E402
 from unimm.utils.build import ConfigError  # noqa: E402
 
 
+def _drop(logger_name, text):
+    """Filter the records of ``logger_name`` that contain ``text``."""
+    logging.getLogger(logger_name).addFilter(lambda record: text not in record.getMessage())
+
+
+# start-up chatter that tells a user nothing: DeepSpeed reads the LR once while it builds the
+# engine (before any step), and torch notes CUDA_HOME when it JIT-builds a CPU op
+_drop('DeepSpeed', 'learning rate from scheduler before it has started')
+_drop('torch.utils.cpp_extension', 'No CUDA runtime is found')
+
+
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive non-finite losses: the run stopped on purpose."""
 
@@ -44,7 +58,10 @@ def init_distributed():
         os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()),
                           RANK='0', WORLD_SIZE='1', LOCAL_RANK='0')
     if not torch.distributed.is_initialized():
-        deepspeed.init_distributed(dist_backend='nccl' if torch.cuda.is_available() else 'gloo')
+        # on a CPU DeepSpeed prints a line each time it loads its shared-memory comm op
+        with contextlib.redirect_stdout(io.StringIO()):
+            deepspeed.init_distributed(
+                dist_backend='nccl' if torch.cuda.is_available() else 'gloo')
     if torch.cuda.is_available():
         local_rank = int(os.environ.get('LOCAL_RANK', 0))
         torch.cuda.set_device(local_rank)

@@ -4,9 +4,8 @@ randomly initialised with the same architecture (the paper's Tab. 4 ablation).""
 import torch
 from torch import nn
 from transformers import PretrainedConfig, SiglipVisionConfig, SiglipVisionModel
-from transformers.utils import logging as hf_logging
 
-from unimm.models.encoders.siglip_teacher import check_hf_folder
+from unimm.models.encoders.siglip_teacher import check_hf_folder, quiet_transformers
 from unimm.registry import MODELS
 
 INITS = ('teacher', 'random')
@@ -26,13 +25,9 @@ def load_vision_tower(folder):
     transformers' load report (which lists a full export's text tower as unexpected) is
     silenced; instead a vision weight the folder lacks or has in another shape is an
     error, never a silently random layer. The pooling head is not needed (see below)."""
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with quiet_transformers():
         model, info = SiglipVisionModel.from_pretrained(folder, dtype=torch.float32,
                                                         output_loading_info=True)
-    finally:
-        hf_logging.set_verbosity(verbosity)
     bad = [k for k in info['missing_keys'] if not k.startswith('head.')]
     bad += [str(k) for k in info['mismatched_keys']]
     if bad:

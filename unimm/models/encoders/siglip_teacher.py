@@ -2,12 +2,14 @@
 caption corpus, saved as a normal HF folder that later stages load like a real SigLIP."""
 import math
 import os
+from contextlib import contextmanager
 
 import torch.nn.functional as F
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from torch import nn
 from transformers import (PreTrainedTokenizerFast, SiglipConfig, SiglipImageProcessor,
                           SiglipModel)
+from transformers.utils import logging as hf_logging
 
 from unimm.registry import DATASETS, MODELS
 
@@ -22,6 +24,22 @@ def train_word_tokenizer(texts):
                             trainers.WordLevelTrainer(special_tokens=SPECIAL))
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='[PAD]', unk_token='[UNK]',
                                    eos_token='[EOS]')
+
+
+@contextmanager
+def quiet_transformers():
+    """transformers' warnings and progress bars off for a block: its load reports, and the
+    token-id check it runs on a default SigLIP text config (vocabulary 32000, ids 49406 /
+    49407) while saving."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def check_hf_folder(path, what):
@@ -85,7 +103,8 @@ class SiglipTeacher(nn.Module):
         if state_dict is not None:
             state_dict = {k[len('model.'):]: v for k, v in state_dict.items()
                           if k.startswith('model.')}
-        self.model.save_pretrained(folder, state_dict=state_dict)
+        with quiet_transformers():
+            self.model.save_pretrained(folder, state_dict=state_dict)
         self.tokenizer.save_pretrained(folder)
         size = self.model.config.vision_config.image_size
         SiglipImageProcessor(size={'height': size, 'width': size}, image_mean=[0.5] * 3,
