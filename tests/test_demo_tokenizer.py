@@ -63,3 +63,24 @@ def test_demo_stages_keep_semantics_and_report_reconstruction(demo_teacher, tmp_
     assert 0 < res['usage_global'] <= res['usage_semantic'] <= 1
     from PIL import Image
     assert Image.open(res['grid']).size == (16 * 64, 2 * 64)
+
+
+def test_demo_console_has_no_spurious_lines(tmp_path):
+    """What a newcomer sees: the progress bar and the results, none of the libraries'
+    start-up chatter (DeepSpeed's shm-op print and LR warning, transformers' token-id check
+    and shard bar when the teacher is saved, torch's CUDA_HOME note)."""
+    import subprocess
+    import sys
+    from tests.conftest import LAUNCHER_VARS, ROOT
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
+    env.update(PYTHONPATH=ROOT, DS_ACCELERATOR='cpu')
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', f'{DEMO}/shapes_siglip.py', '--work-dir',
+         str(tmp_path), '--cfg-options', 'train_cfg.max_steps=2', *QUIET],
+        cwd=ROOT, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert 'exported weights to' in out and 'train:' in out
+    for chatter in ('built successfully', 'before it has started', 'bos_token_id',
+                    'eos_token_id', 'Writing model shards', 'No CUDA runtime'):
+        assert chatter not in out, chatter
