@@ -84,3 +84,25 @@ def test_demo_console_has_no_spurious_lines(tmp_path):
     for chatter in ('built successfully', 'before it has started', 'bos_token_id',
                     'eos_token_id', 'Writing model shards', 'No CUDA runtime'):
         assert chatter not in out, chatter
+
+
+def test_stage2_in_bf16_keeps_every_semantic_id(demo_teacher, tmp_path):
+    """A bf16 run casts every parameter, frozen ones too: the semantic path (encoder and
+    projection) must still compute in fp32 and be exported unrounded, or ids // m drift
+    from stage 1's ids (1.5% of patches did on the GPU reference run)."""
+    _, teacher = demo_teacher
+    teacher_opt = f'model.semantic_encoder.pretrained={teacher}'
+    run_tool('train', f'{DEMO}/spc_shapes.py', '--work-dir', tmp_path / 'spc', '--cfg-options',
+             teacher_opt, 'train_cfg.max_steps=20', *QUIET)
+    run_tool('train', f'{DEMO}/sghc_shapes.py', '--work-dir', tmp_path / 'sghc',
+             '--cfg-options', teacher_opt, f'model.init_from={tmp_path}/spc/export',
+             'train_cfg.max_steps=2', 'deepspeed.precision=bf16', *QUIET)
+    spc = PretrainedMixin.from_pretrained(tmp_path / 'spc' / 'export').eval()
+    sghc = PretrainedMixin.from_pretrained(tmp_path / 'sghc' / 'export').eval()
+    for key, value in load_file(tmp_path / 'spc' / 'export' / 'model.safetensors').items():
+        if key.startswith(('semantic_encoder.', 'semantic_proj.')):
+            assert torch.equal(sghc.state_dict()[key], value), key
+    data = DATASETS.build(dict(type='ShapesCaptionDataset', seed=0, resolution=64,
+                               start=100000, length=64))
+    images = torch.stack([data[i]['image'] for i in range(len(data))])
+    assert torch.equal(sghc.encode(images) // sghc.sub_codes, spc.encode(images))

@@ -157,6 +157,20 @@ def deep_update(base, override):
     return base
 
 
+def fp32_parameters(model):
+    """{full name: parameter} of the children each module names in ``fp32_modules``: frozen
+    parts that must compute in fp32 whatever the training precision (token-id paths)."""
+    out = {}
+    for prefix, module in model.named_modules():
+        for child in getattr(module, 'fp32_modules', ()):
+            for name, p in getattr(module, child).named_parameters():
+                full = '.'.join(filter(None, (prefix, child, name)))
+                if p.requires_grad:
+                    raise ConfigError(f'{full}: listed in fp32_modules but trainable')
+                out[full] = p
+    return out
+
+
 def param_groups(module, weight_decay):
     """Weight decay on matrices only (norms, biases and embeddings' 1-D params excluded)."""
     decay, no_decay = [], []
@@ -267,6 +281,14 @@ class Runner:
             universal.discard('discriminator')
         load_universal = {'checkpoint': {'load_universal': True}}
 
+        # DeepSpeed casts every parameter to bf16/fp16, frozen ones too: keep fp32 copies
+        keep_fp32 = {} if self.precision == 'fp32' else {
+            n: p.detach().clone() for n, p in fp32_parameters(self.model).items()}
+        if keep_fp32 and self.zero_stage == 3:  # ZeRO-3 partitions frozen parameters too
+            warnings.warn(f'ZeRO-3: the {len(keep_fp32)} frozen parameters of fp32_modules '
+                          f'compute in {self.precision}; their token ids can differ from fp32 '
+                          'ones (ZeRO <= 2 keeps them in fp32)')
+            keep_fp32 = {}
         optim = dict(cfg.optim_wrapper)
         wd = float(optim.get('optimizer', {}).get('weight_decay', 0.0))
         self.engine, *_ = deepspeed.initialize(
@@ -275,6 +297,9 @@ class Runner:
                                          stages['model'], self.precision),
                                load_universal if 'model' in universal else {}))
         self.engines = {'model': self.engine}
+        for name, p in fp32_parameters(self.model).items():
+            if name in keep_fp32:
+                p.data = keep_fp32[name].to(p.device)
         if self.disc is not None:
             doptim = dict(cfg.get('disc_optim_wrapper') or optim)
             dwd = float(doptim.get('optimizer', {}).get('weight_decay', 0.0))

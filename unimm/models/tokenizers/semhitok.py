@@ -123,6 +123,14 @@ class SemHiTok(PretrainedMixin, nn.Module):
         return cfg
 
     @property
+    def fp32_modules(self):
+        """Frozen children on the path from pixels to token ids: the runner keeps them in
+        fp32 under bf16 training, so training and export see the ids stage 1 gave."""
+        names = ('semantic_encoder', 'semantic_proj', 'pixel_encoder', 'pixel_quantizer')
+        return tuple(n for n in names if getattr(self, n) is not None and not any(
+            p.requires_grad for p in getattr(self, n).parameters()))
+
+    @property
     def sub_codes(self):
         """m, the sub-codes per semantic code (None without the SGHC branch)."""
         return self.pixel_quantizer.sub_codes if self.pixel_quantizer is not None else None
