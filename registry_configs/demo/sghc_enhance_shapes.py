@@ -5,4 +5,6 @@ model = dict(
     init_from='work_dirs/sghc_shapes/export',
     init_exclude=['pixel_decoder.'],
     pixel_decoder=dict(width=160, depth=6))
+# the discriminator starts inside this stage's 300 steps (stage 2's start, 400, never came)
+discriminator = dict(start_step=100)
 train_cfg = dict(max_steps=300)
