@@ -86,20 +86,19 @@ def test_demo_console_has_no_spurious_lines(tmp_path):
         assert chatter not in out, chatter
 
 
-def test_stage2_in_bf16_keeps_every_semantic_id(demo_teacher, tmp_path):
+def test_stage2_in_bf16_keeps_every_semantic_id(demo_teacher, demo_tokenizer, tmp_path):
     """A bf16 run casts every parameter, frozen ones too: the semantic path (encoder and
     projection) must still compute in fp32 and be exported unrounded, or ids // m drift
     from stage 1's ids (1.5% of patches did on the GPU reference run)."""
     _, teacher = demo_teacher
-    teacher_opt = f'model.semantic_encoder.pretrained={teacher}'
-    run_tool('train', f'{DEMO}/spc_shapes.py', '--work-dir', tmp_path / 'spc', '--cfg-options',
-             teacher_opt, 'train_cfg.max_steps=20', *QUIET)
+    spc_export = os.path.join(os.path.dirname(os.path.dirname(demo_tokenizer)), 'spc', 'export')
     run_tool('train', f'{DEMO}/sghc_shapes.py', '--work-dir', tmp_path / 'sghc',
-             '--cfg-options', teacher_opt, f'model.init_from={tmp_path}/spc/export',
-             'train_cfg.max_steps=2', 'deepspeed.precision=bf16', *QUIET)
-    spc = PretrainedMixin.from_pretrained(tmp_path / 'spc' / 'export').eval()
+             '--cfg-options', f'model.semantic_encoder.pretrained={teacher}',
+             f'model.init_from={spc_export}', 'train_cfg.max_steps=2',
+             'deepspeed.precision=bf16', *QUIET)
+    spc = PretrainedMixin.from_pretrained(spc_export).eval()
     sghc = PretrainedMixin.from_pretrained(tmp_path / 'sghc' / 'export').eval()
-    for key, value in load_file(tmp_path / 'spc' / 'export' / 'model.safetensors').items():
+    for key, value in load_file(os.path.join(spc_export, 'model.safetensors')).items():
         if key.startswith(('semantic_encoder.', 'semantic_proj.')):
             assert torch.equal(sghc.state_dict()[key], value), key
     data = DATASETS.build(dict(type='ShapesCaptionDataset', seed=0, resolution=64,
