@@ -223,19 +223,27 @@ def sample_pattern(rng):
     return Pattern(family, period, angle, phase, jitter=jitter, seed=seed)
 
 
-def _lattice(pattern, resolution):
-    """Pixel centres in pattern coordinates: periods along and across the angle, phased."""
+def _pixel_centres(resolution, where=None):
+    """(y, x) of pixel centres as image fractions: the whole grid ([H,1] and [1,W]) or,
+    given a boolean ``where`` [H,W], its pixels in row-major order ([n] and [n])."""
     u = (np.arange(resolution) + 0.5) / resolution
-    x, y = u[None, :], u[:, None]
+    if where is None:
+        return u[:, None], u[None, :]
+    ys, xs = np.nonzero(where)
+    return u[ys], u[xs]
+
+
+def _lattice(pattern, y, x):
+    """Pixel centres in pattern coordinates: periods along and across the angle, phased."""
     cos, sin = math.cos(pattern.angle), math.sin(pattern.angle)
     along = (x * cos + y * sin) / pattern.period + pattern.phase[0]
     across = (y * cos - x * sin) / pattern.period + pattern.phase[1]
     return along, across
 
 
-def _dots(pattern, resolution):
+def _dots(pattern, y, x):
     """Dark Gaussian dots on a jittered square lattice; 1 between dots, 0 at a centre."""
-    along, across = _lattice(pattern, resolution)
+    along, across = _lattice(pattern, y, x)
     reach = math.ceil(math.sqrt(2) / pattern.period + 2)  # cells a unit image spans
     offsets = np.random.default_rng(pattern.seed).uniform(
         -pattern.jitter, pattern.jitter, (2 * reach + 1, 2 * reach + 1, 2))
@@ -250,24 +258,27 @@ def _dots(pattern, resolution):
     return 1 - np.exp(-nearest / (2 * DOT_RADIUS ** 2))
 
 
-def _speckles(pattern, resolution):
+def _speckles(pattern, y, x):
     """Uniform random values on square cells of side ``period``, phased; resolution-free."""
     cells = math.ceil(1 / pattern.period) + 2
     values = np.random.default_rng(pattern.seed).uniform(0, 1, (cells, cells))
-    u = (np.arange(resolution) + 0.5) / resolution
-    index = [np.floor(u / pattern.period + p).astype(int) for p in pattern.phase]
-    return values[index[1][:, None], index[0][None, :]]
+    rows = np.floor(y / pattern.period + pattern.phase[1]).astype(int)
+    cols = np.floor(x / pattern.period + pattern.phase[0]).astype(int)
+    return values[rows, cols]
 
 
-def pattern_field(pattern, resolution):
-    """The pattern's value in [0, 1] (1: brightest) at every pixel centre."""
+def pattern_field(pattern, resolution, where=None):
+    """The pattern's value in [0, 1] (1: brightest) at every pixel centre ([H,W]), or only
+    at the pixels of a boolean mask ``where`` ([n], row-major: a shape's pixels cost only
+    their own work)."""
+    y, x = _pixel_centres(resolution, where)
     if pattern.family == 'plain':
-        return np.full((resolution, resolution), pattern.level)
+        return np.full(np.broadcast_shapes(y.shape, x.shape), pattern.level)
     if pattern.family == 'dotted':
-        return _dots(pattern, resolution)
+        return _dots(pattern, y, x)
     if pattern.family == 'speckled':
-        return _speckles(pattern, resolution)
-    along, across = _lattice(pattern, resolution)
+        return _speckles(pattern, y, x)
+    along, across = _lattice(pattern, y, x)
     wave = np.cos(2 * math.pi * along)
     if pattern.family == 'checked':
         wave = wave * np.cos(2 * math.pi * across)
@@ -285,7 +296,7 @@ def render(scene, resolution=64, background=None):
     for shape in scene:
         mask = _mask(shape, resolution)
         scale = 1.0 if shape.pattern is None else \
-            LOW + (1 - LOW) * pattern_field(shape.pattern, resolution)[mask][:, None]
+            LOW + (1 - LOW) * pattern_field(shape.pattern, resolution, mask)[:, None]
         pixels[mask] = np.asarray(PALETTE[shape.colour]) * scale
     return Image.fromarray(np.round(pixels).astype(np.uint8))
 
