@@ -1,10 +1,8 @@
-"""tools/shapes_reference.py: the GPU reference chain runs its recipes in dependency order,
-records each stage, and skips a stage whose export exists (so a chain spread over several
-sessions resumes where it stopped). Tiny step counts on the CPU."""
+"""tools/shapes_reference.py: the GPU reference chain runs its steps in dependency order,
+records each one, and skips a step whose output exists (so a chain spread over several
+sessions resumes where it stopped). Tiny step counts and LLMs on the CPU."""
 import json
 import os
-import subprocess
-import sys
 
 from tests.conftest import LAUNCHER_VARS, ROOT
 
@@ -12,35 +10,88 @@ import shapes_reference as chain  # tools/ is on sys.path (conftest)
 
 TINY = ['train_cfg.max_steps=2', 'train_cfg.log_interval=1', 'train_dataloader.batch_size=4',
         'train_dataloader.num_workers=0', 'log_cfg.tensorboard=False']
+TINY_LM = ['--vocab-size', '300', '--hidden-size', '32', '--layers', '1', '--heads', '2']
 
 
-def test_levels_put_every_recipe_after_the_one_it_starts_from():
+def recipes():
+    """The steps that train a recipe."""
+    return [n for n, s in chain.STEPS.items() if s.run.func is chain.train_recipe]
+
+
+def prerequisites(name):
+    """Every step that ``name`` needs, directly or not."""
+    needs = set(chain.STEPS[name].needs)
+    return needs.union(*map(prerequisites, needs))
+
+
+def work_dirs_named(node):
+    """The first folder under work_dirs/ of every path a config names."""
+    if isinstance(node, dict):
+        return set().union(*map(work_dirs_named, node.values()))
+    if isinstance(node, (list, tuple)):
+        return set().union(*map(work_dirs_named, node))
+    return {node.split('/')[1]} if isinstance(node, str) and node.startswith('work_dirs/') \
+        else set()
+
+
+def test_levels_put_every_step_after_its_prerequisites():
     order = {name: i for i, level in enumerate(chain.levels()) for name in level}
-    assert set(order) == set(chain.CHAIN)
-    for name, parent in chain.CHAIN.items():
-        assert parent is None or order[parent] < order[name]
-        assert os.path.isfile(os.path.join(ROOT, chain.RECIPES, f'{name}.py'))
+    assert set(order) == set(chain.STEPS)
+    for name, step in chain.STEPS.items():
+        assert step.needs and all(order[n] < order[name] for n in step.needs) or not step.needs
+    files = {f[:-3] for f in os.listdir(os.path.join(ROOT, chain.RECIPES)) if f.endswith('.py')}
+    assert set(recipes()) == files  # every recipe is a step, every recipe step has its file
 
 
-def test_chain_trains_in_order_records_stages_and_skips_finished_ones(tmp_path):
+def test_every_folder_a_recipe_reads_is_made_by_one_of_its_prerequisites():
+    from unimm.engine.config import load_config
+    for name in recipes():
+        cfg = load_config(os.path.join(ROOT, chain.RECIPES, f'{name}.py'))
+        read = work_dirs_named({k: v for k, v in cfg.to_dict().items()
+                                if k != 'work_dir' and not k.startswith('_')})
+        if name == 't2i_flat64':  # tools/pretokenize.py reads its _source_dataset
+            read.discard('t2i_flat64_tokens')
+        assert read <= prerequisites(name), name
+
+
+def test_chain_runs_in_order_records_steps_skips_finished_ones_redoes_interrupted_ones(
+        tmp_path, monkeypatch, capsys):
+    """The tokenizer chain up to sghc_flat64, a reference LLM, the pre-tokenised pairs
+    (an earlier run was interrupted while writing them) and t2i_flat64, run twice."""
+    from unimm.datasets.t2i import PretokenizedT2IShards
     os.symlink(os.path.join(ROOT, 'registry_configs'), tmp_path / 'registry_configs')
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
-    env.update(DS_ACCELERATOR='cpu')
-    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'shapes_reference.py'), 'train',
-           '--only', 'teacher_flat64', 'spc_flat64', '--cfg-options', *TINY]
+    monkeypatch.chdir(tmp_path)
+    for var in LAUNCHER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('DS_ACCELERATOR', 'cpu')
+    monkeypatch.setattr(chain, 'LM_SIZE', TINY_LM)
+    tokens = tmp_path / 'work_dirs' / 't2i_flat64_tokens'
+    leftover = tmp_path / 'work_dirs' / 't2i_flat64_tokens.tmp'  # an interrupted run's
+    leftover.mkdir(parents=True)
+    (leftover / 'shard-000000.tar').write_text('cut short')
+    steps = ['teacher_flat64', 'spc_flat64', 'sghc_flat64', 'reference_qwen2',
+             't2i_flat64_tokens', 't2i_flat64']
 
-    def run():
-        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-        return proc.stdout
+    def train():
+        chain.main(['train', '--only', *steps, '--cfg-options', *TINY,
+                    '_source_dataset.length=6'])
+        return capsys.readouterr().out
 
-    out = run()
-    assert out.index('teacher_flat64:') < out.index('spc_flat64:')
+    printed = [line.split(':')[0] for line in train().splitlines()]
+    assert sorted(printed) == sorted(steps)
+    for name in steps:
+        assert all(printed.index(n) < printed.index(name) for n in chain.STEPS[name].needs)
+    assert not leftover.exists()
+    samples = list(PretokenizedT2IShards(urls=str(tokens)))
+    assert len(samples) == 6 and all(s['visual_ids'].shape == (64,) for s in samples)
+    assert (tmp_path / 'work_dirs' / 'reference_qwen2' / 'config.json').is_file()
+    assert json.loads((tmp_path / 'work_dirs' / 'reference_qwen2' / 'config.json')
+                      .read_text())['hidden_size'] == 32
+    weights = tmp_path / 'work_dirs' / 't2i_flat64' / 'export' / 'model.safetensors'
     stages = json.loads((tmp_path / chain.STATE / 'stages.json').read_text())
-    assert set(stages) == {'teacher_flat64', 'spc_flat64'}
+    assert set(stages) == set(steps)
     assert all(s['wall_s'] > 0 and s['device'] == 'CPU' for s in stages.values())
-    weights = tmp_path / 'work_dirs' / 'spc_flat64' / 'export' / 'model.safetensors'
-    mtime = weights.stat().st_mtime
-    assert run() == ''  # both exported: nothing retrained
-    assert weights.stat().st_mtime == mtime
+    mtimes = [p.stat().st_mtime for p in (weights, tokens)]
+    assert train() == ''  # every output exists: nothing redone
+    assert [p.stat().st_mtime for p in (weights, tokens)] == mtimes
     assert json.loads((tmp_path / chain.STATE / 'stages.json').read_text()) == stages

@@ -1,35 +1,37 @@
 """The shapes-world reference chain: trains the GPU recipes of registry_configs/shapes/ in
-dependency order (the stages of one level side by side: the models are small), then scores
-every tokenizer on held-out scenes and writes docs/shapes_reference.md with image grids.
+dependency order (the steps of one level side by side: the models are small), then scores
+every tokenizer and MLLM on held-out scenes and writes docs/shapes_reference.md.
 
     python tools/shapes_reference.py train [--only NAME ...] [--parallel 4]   # on a GPU
     python tools/shapes_reference.py report                                   # any machine
 
-Run it from the repository root, like tools/train.py. Each stage trains with ``--resume
-auto`` into work_dirs/<recipe>/ and is skipped once its export exists, so the chain can be
-spread over several sessions. ``train`` records each
-stage's wall time and device in work_dirs/shapes_reference/stages.json; ``report`` reads
-the exports (LPIPS and rFID need their local weights, see docs/getting_started.md)."""
+Run it from the repository root, like tools/train.py. The chain's steps (``STEPS``) are
+the tokenizer recipes, the preparation of the MLLM stages (the two reference LLMs made by
+tools/make_tiny_lm.py, the caption-image pairs pre-tokenised by tools/pretokenize.py with
+sghc_flat64, both written to a temporary folder renamed when complete) and the MLLM
+recipes. A recipe trains with ``--resume auto`` into work_dirs/<recipe>/; a step is skipped
+once its output exists, so the chain can be spread over several sessions. ``train``
+records each step's wall time and device in work_dirs/shapes_reference/stages.json;
+``report`` reads the exports (LPIPS and rFID need their local weights, see
+docs/getting_started.md)."""
 import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 RECIPES = os.path.join('registry_configs', 'shapes')
 STATE = os.path.join('work_dirs', 'shapes_reference')
-# recipe -> the recipe whose export it starts from
-CHAIN = {
-    'teacher_flat64': None, 'teacher_textured128': None,
-    'spc_flat64': 'teacher_flat64', 'spc_textured128': 'teacher_textured128',
-    'sghc_flat64': 'spc_flat64', 'spc_only_decoder_flat64': 'spc_flat64',
-    'sghc_textured128': 'spc_textured128', 'spc_only_decoder_textured128': 'spc_textured128',
-}
+# the reference LLMs' size (tools/make_tiny_lm.py arguments)
+LM_SIZE = ['--hidden-size', '256', '--layers', '6', '--heads', '8']
 WORLDS = {'flat64': dict(texture=False, resolution=64),
           'textured128': dict(texture=True, resolution=128)}
 TARGETS = {'flat64': 'SGHC PSNR >= 30 dB, attribute accuracy >= 0.95, shapes-GenEval '
@@ -37,21 +39,122 @@ TARGETS = {'flat64': 'SGHC PSNR >= 30 dB, attribute accuracy >= 0.95, shapes-Gen
                      'semantic code',
            'textured128': 'SGHC >= 3 dB PSNR over the SPC-only decoder at equal budget and '
                           'clearly lower LPIPS, semantic ids bit-identical'}
+MLLM_TARGETS = ('held-out shapes-VQA exact match >= 0.90 on SGHC features; shapes-GenEval '
+                'overall >= 0.70; the unified model within 0.03 of the single-task models '
+                'on both tasks')
+UNDERSTANDING = ('llava_sghc_flat64', 'llava_teacher_flat64', 'unified_flat64')
+GENERATION = ('t2i_flat64', 'unified_flat64')
+GENEVAL_TASKS = ('shapes_geneval', 'shapes_geneval_random', 'shapes_geneval_reconstruction')
 
 
 def export_of(name):
     return os.path.join('work_dirs', name, 'export')
 
 
+def recipe_path(name):
+    return os.path.join(RECIPES, f'{name}.py')
+
+
+def tool_env():
+    """The environment of a tool subprocess: the repository on PYTHONPATH."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, (ROOT, os.environ.get('PYTHONPATH')))))
+
+
+def run_tool(log_name, script, args):
+    """tools/<script> with ``args``, its output in work_dirs/<log_name>.log; fails loudly."""
+    log = os.path.join('work_dirs', f'{log_name}.log')
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, 'w') as f:
+        rc = subprocess.call([sys.executable, os.path.join(ROOT, 'tools', script), *args],
+                             env=tool_env(), stdout=f, stderr=subprocess.STDOUT)
+    if rc:
+        raise RuntimeError(f'{script} {log_name} failed (exit {rc}); its output is in {log}')
+
+
+def write_atomically(out, write):
+    """``write(folder)`` into ``out``.tmp (a leftover from an interrupted run is removed
+    first), renamed to ``out`` once complete."""
+    tmp = out + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    os.rename(tmp, out)
+
+
+def train_recipe(name, options):
+    """tools/train.py on one recipe (resumed if it has checkpoints)."""
+    run_tool(f'{name}.train', 'train.py', [recipe_path(name), '--resume', 'auto',
+                                           *(['--cfg-options', *options] if options else [])])
+
+
+def make_lm(name, arch, chat, options):
+    """tools/make_tiny_lm.py (``LM_SIZE``) into work_dirs/<name>; ``chat``: its tokenizer
+    also learns the vicuna_v1 system prompt."""
+    from unimm.datasets.conversation import VICUNA_SYSTEM
+    extra = ['--extra-text', VICUNA_SYSTEM] if chat else []
+    write_atomically(os.path.join('work_dirs', name), lambda out: run_tool(
+        name, 'make_tiny_lm.py', ['--arch', arch, '--out', out, *LM_SIZE, *extra]))
+
+
+def pretokenize(name, recipe, options):
+    """tools/pretokenize.py on ``recipe``'s _source_dataset with its image tokenizer into
+    work_dirs/<name>; the cfg options apply to the recipe read."""
+    write_atomically(os.path.join('work_dirs', name), lambda out: run_tool(
+        name, 'pretokenize.py', [recipe_path(recipe), '--source', '_source_dataset',
+                                 '--out', out, '--batch-size', '256', '--num-workers', '4',
+                                 '--shard-size', '2500',
+                                 *(['--cfg-options', *options] if options else [])]))
+
+
+# needs: the steps it starts from; run(cfg options) does it; it is done once output exists
+Step = namedtuple('Step', 'needs run output')
+
+
+def recipe(name, *needs):
+    """The step that trains registry_configs/shapes/<name>.py; done once it is exported."""
+    return Step(needs, partial(train_recipe, name), os.path.join(export_of(name), 'config.json'))
+
+
+def lm(name, arch, chat=False):
+    """The step that makes the reference LLM work_dirs/<name>."""
+    return Step((), partial(make_lm, name, arch, chat),
+                os.path.join('work_dirs', name, 'config.json'))
+
+
+STEPS = {
+    'teacher_flat64': recipe('teacher_flat64'),
+    'teacher_textured128': recipe('teacher_textured128'),
+    'spc_flat64': recipe('spc_flat64', 'teacher_flat64'),
+    'spc_textured128': recipe('spc_textured128', 'teacher_textured128'),
+    'sghc_flat64': recipe('sghc_flat64', 'spc_flat64'),
+    'spc_only_decoder_flat64': recipe('spc_only_decoder_flat64', 'spc_flat64'),
+    'sghc_textured128': recipe('sghc_textured128', 'spc_textured128'),
+    'spc_only_decoder_textured128': recipe('spc_only_decoder_textured128', 'spc_textured128'),
+    'reference_llama': lm('reference_llama', 'llama', chat=True),
+    'reference_qwen2': lm('reference_qwen2', 'qwen2'),
+    't2i_flat64_tokens': Step(('sghc_flat64',),
+                              partial(pretokenize, 't2i_flat64_tokens', 't2i_flat64'),
+                              os.path.join('work_dirs', 't2i_flat64_tokens')),
+    'llava_sghc_flat64': recipe('llava_sghc_flat64', 'sghc_flat64', 'reference_llama'),
+    'llava_teacher_flat64': recipe('llava_teacher_flat64', 'teacher_flat64', 'reference_llama'),
+    't2i_flat64': recipe('t2i_flat64', 'sghc_flat64', 'reference_qwen2', 't2i_flat64_tokens'),
+    'unified_flat64': recipe('unified_flat64', 'sghc_flat64', 'reference_llama',
+                             't2i_flat64_tokens'),
+}
+
+
 def levels():
-    """The chain's recipes grouped by depth (a level only needs the levels before it)."""
-    depth = {}
-    for name in CHAIN:
-        d, parent = 0, CHAIN[name]
-        while parent:
-            d, parent = d + 1, CHAIN[parent]
-        depth[name] = d
-    return [[n for n in CHAIN if depth[n] == d] for d in range(max(depth.values()) + 1)]
+    """The chain's steps grouped by depth (a level only needs the levels before it)."""
+    @lru_cache(maxsize=None)
+    def depth(name):
+        return 1 + max(map(depth, STEPS[name].needs), default=-1)
+    depths = {name: depth(name) for name in STEPS}
+    return [[n for n in STEPS if depths[n] == d] for d in range(max(depths.values()) + 1)]
+
+
+def done(name):
+    """Whether step ``name``'s output exists."""
+    return os.path.exists(STEPS[name].output)
 
 
 def device_name():
@@ -59,20 +162,10 @@ def device_name():
     return torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'
 
 
-def train_stage(name, options=()):
-    """tools/train.py on one recipe (resumed if it has checkpoints); wall time in s."""
+def run_step(name, options=()):
+    """One step of the chain; its wall time in s."""
     start = time.time()
-    log = os.path.join('work_dirs', f'{name}.train.log')
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    with open(log, 'w') as f:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            filter(None, (ROOT, os.environ.get('PYTHONPATH')))))
-        rc = subprocess.call([sys.executable, os.path.join(ROOT, 'tools', 'train.py'),
-                              os.path.join(RECIPES, f'{name}.py'), '--resume', 'auto',
-                              *(['--cfg-options', *options] if options else [])],
-                             env=env, stdout=f, stderr=subprocess.STDOUT)
-    if rc:
-        raise RuntimeError(f'{name} failed (exit {rc}); its output is in {log}')
+    STEPS[name].run(options)
     return time.time() - start
 
 
@@ -81,10 +174,9 @@ def train(only, parallel, options):
     os.makedirs(os.path.dirname(state_file), exist_ok=True)
     state = json.load(open(state_file)) if os.path.exists(state_file) else {}
     for level in levels():
-        todo = [n for n in level if (not only or n in only)
-                and not os.path.isfile(os.path.join(export_of(n), 'config.json'))]
+        todo = [n for n in level if (not only or n in only) and not done(n)]
         with ThreadPoolExecutor(max(1, min(parallel, len(todo)))) as pool:
-            for name, seconds in zip(todo, pool.map(train_stage, todo, [options] * len(todo))):
+            for name, seconds in zip(todo, pool.map(run_step, todo, [options] * len(todo))):
                 state[name] = {'wall_s': round(seconds, 1), 'device': device_name(),
                                'date': datetime.date.today().isoformat(),
                                'concurrent': len(todo)}
@@ -127,14 +219,14 @@ def score_tokenizer(name, docs_images, rfid):
     from unimm.engine.config import load_config
     from unimm.models.base import PretrainedMixin
     from unimm.registry import METRICS
-    cfg = load_config(os.path.join(RECIPES, f'{name}.py'))
+    cfg = load_config(recipe_path(name))
     model = PretrainedMixin.from_pretrained(export_of(name)).eval()
     work = os.path.join(STATE, name)
     os.makedirs(work, exist_ok=True)
     result = METRICS.build(dict(cfg.test_cfg.recon, fid=rfid))(model, work_dir=work)
     shutil.copy(result.pop('grid'), os.path.join(docs_images, f'shapes_reference_{name}.png'))
     world = WORLDS[name.rsplit('_', 1)[1]]
-    spc = PretrainedMixin.from_pretrained(export_of(CHAIN[name])).eval()
+    spc = PretrainedMixin.from_pretrained(export_of(STEPS[name].needs[0])).eval()
     from unimm.datasets.shapes_datasets import ShapesCaptionDataset
     held_out = ShapesCaptionDataset(seed=0, start=100000, length=64, **world)
     images = torch.stack([held_out[i]['image'] for i in range(len(held_out))])
@@ -152,11 +244,52 @@ def fmt(v):
     return '–' if v is None else (f'{v:.3f}' if abs(v) < 10 else f'{v:.2f}')
 
 
+def evaluate(name, task):
+    """tools/test.py on one recipe's export; its results (kept in
+    work_dirs/shapes_reference/<name>/test_<task>.json)."""
+    work = os.path.join(STATE, name)
+    run_tool(os.path.join('shapes_reference', f'{name}.{task}'), 'test.py',
+             [recipe_path(name), export_of(name), '--task', task, '--work-dir', work])
+    with open(os.path.join(work, f'test_{task}.json')) as f:
+        return json.load(f)
+
+
+def gap_line(task, scores, single):
+    """The unified model's score minus its single-task model's, where both were scored."""
+    if 'unified_flat64' not in scores or single not in scores:
+        return []
+    return [f"- {task}: unified_flat64 {scores['unified_flat64']:.3f} against {single} "
+            f"{scores[single]:.3f} ({scores['unified_flat64'] - scores[single]:+.3f})"]
+
+
+def mllm_section():
+    """The flat world's MLLM results: held-out VQA (with chance and the blind baseline)
+    and shapes-GenEval (with the random-token floor and the reconstruction ceiling)."""
+    from unimm.evaluation.vqa import markdown_table
+    vqa = {n: evaluate(n, 'vqa') for n in UNDERSTANDING if done(n)}
+    geneval = {n: [evaluate(n, t)['overall'] for t in GENEVAL_TASKS]
+               for n in GENERATION if done(n)}
+    if not vqa and not geneval:
+        return []
+    lines = ['', '## flat64: understanding, generation, unified', '',
+             f'Targets: {MLLM_TARGETS}.']
+    if vqa:
+        lines += ['', *markdown_table(list(vqa.items()))]
+    if geneval:
+        lines += ['', '| generator | shapes-GenEval overall | random-token floor | '
+                  'reconstruction ceiling |', '| --- | --- | --- | --- |']
+        lines += [f'| {n} | ' + ' | '.join(map(fmt, v)) + ' |' for n, v in geneval.items()]
+    gaps = gap_line('VQA', {n: r['accuracy'] for n, r in vqa.items()}, 'llava_sghc_flat64') \
+        + gap_line('shapes-GenEval', {n: v[0] for n, v in geneval.items()}, 't2i_flat64')
+    return lines + (['', 'Unified against single-task (target: within 0.03):', *gaps]
+                    if gaps else [])
+
+
 def report(docs, rfid):
     images = os.path.join(docs, 'images')
     os.makedirs(images, exist_ok=True)
     stages = json.load(open(os.path.join(STATE, 'stages.json')))
-    tokenizers = [n for n in CHAIN if n.startswith(('sghc', 'spc_only'))
+    tokenizers = [n for n in STEPS if n.startswith(('sghc', 'spc_only'))
                   and os.path.isdir(export_of(n))]
     scores = {n: score_tokenizer(n, images, rfid) for n in tokenizers}
     with open(os.path.join(STATE, 'scores.json'), 'w') as f:
@@ -179,6 +312,7 @@ def report(docs, rfid):
                          + ' |')
         lines += [f'\n![{n}](images/shapes_reference_{n}.png)' for n in tokenizers
                   if n.endswith(world)]
+    lines += mllm_section()
     with open(os.path.join(docs, 'shapes_reference.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     print('\n'.join(lines))
@@ -188,12 +322,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('command', choices=('train', 'report'))
-    p.add_argument('--only', nargs='+', choices=sorted(CHAIN), help='train these recipes only')
-    p.add_argument('--parallel', type=int, default=4, help='stages of one level side by side')
+    p.add_argument('--only', nargs='+', choices=sorted(STEPS), help='run these steps only')
+    p.add_argument('--parallel', type=int, default=4, help='steps of one level side by side')
     p.add_argument('--docs', default='docs')
     p.add_argument('--rfid', action='store_true', help='also rFID (slow on a CPU)')
     p.add_argument('--cfg-options', nargs='+', default=[],
-                   help='k=v overrides for every stage, e.g. train_cfg.max_steps=10 (smoke runs)')
+                   help='k=v overrides for every recipe the chain trains or pre-tokenises '
+                        'with, e.g. train_cfg.max_steps=10 (smoke runs)')
     args = p.parse_args(argv)
     if args.command == 'train':
         train(args.only, args.parallel, args.cfg_options)

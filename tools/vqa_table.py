@@ -3,6 +3,11 @@
 import argparse
 import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from unimm.evaluation.vqa import markdown_table  # noqa: E402
 
 
 def main(argv=None):
@@ -14,14 +19,7 @@ def main(argv=None):
         name, folder = run.split('=', 1)
         with open(os.path.join(folder, 'test_vqa.json')) as f:
             rows.append((name, json.load(f)))
-    types = sorted({t for _, r in rows for t in r['accuracy_by_type']})
-    print('| vision features | accuracy | chance | blind baseline | ' + ' | '.join(types) + ' |')
-    print('| --- ' * (4 + len(types)) + '|')
-    for name, r in rows:
-        by_type = ' | '.join(f"{r['accuracy_by_type'].get(t, float('nan')):.3f}" for t in types)
-        print(f"| {name} | {r['accuracy']:.3f} | {r['chance']:.3f} | {r['blind_baseline']:.3f} | "
-              f'{by_type} |')
-    print(f"\n{rows[0][1]['num_questions']} held-out questions per run.")
+    print('\n'.join(markdown_table(rows)))
 
 
 if __name__ == '__main__':

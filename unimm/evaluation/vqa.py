@@ -58,3 +58,16 @@ class ShapesVQAEvaluator:
                 'accuracy_by_type': {t: sum(v) / len(v) for t, v in sorted(per_type.items())},
                 'examples': [{'question': q, 'answer': a, 'prediction': p}
                              for q, a, p in list(zip(questions, answers, preds))[:10]]}
+
+
+def markdown_table(rows):
+    """Lines of a markdown table of (name, ShapesVQAEvaluator result) rows: accuracy,
+    chance, blind baseline and accuracy per question type."""
+    types = sorted({t for _, r in rows for t in r['accuracy_by_type']})
+    lines = ['| vision features | accuracy | chance | blind baseline | '
+             + ' | '.join(types) + ' |', '| --- ' * (4 + len(types)) + '|']
+    for name, r in rows:
+        by_type = ' | '.join(f"{r['accuracy_by_type'].get(t, float('nan')):.3f}" for t in types)
+        lines.append(f"| {name} | {r['accuracy']:.3f} | {r['chance']:.3f} | "
+                     f"{r['blind_baseline']:.3f} | {by_type} |")
+    return lines + ['', f"{rows[0][1]['num_questions']} held-out questions per run."]
