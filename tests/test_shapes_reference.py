@@ -69,7 +69,7 @@ def test_chain_runs_in_order_records_steps_skips_finished_ones_redoes_interrupte
     leftover = tmp_path / 'work_dirs' / 't2i_flat64_tokens.tmp'  # an interrupted run's
     leftover.mkdir(parents=True)
     (leftover / 'shard-000000.tar').write_text('cut short')
-    steps = ['teacher_flat64', 'spc_flat64', 'sghc_flat64', 'reference_qwen2',
+    steps = ['teacher_flat64', 'spc_flat64', 'sghc_flat64', 'reference_llama',
              't2i_flat64_tokens', 't2i_flat64']
 
     def train():
@@ -84,8 +84,8 @@ def test_chain_runs_in_order_records_steps_skips_finished_ones_redoes_interrupte
     assert not leftover.exists()
     samples = list(PretokenizedT2IShards(urls=str(tokens)))
     assert len(samples) == 6 and all(s['visual_ids'].shape == (64,) for s in samples)
-    assert (tmp_path / 'work_dirs' / 'reference_qwen2' / 'config.json').is_file()
-    assert json.loads((tmp_path / 'work_dirs' / 'reference_qwen2' / 'config.json')
+    assert (tmp_path / 'work_dirs' / 'reference_llama' / 'config.json').is_file()
+    assert json.loads((tmp_path / 'work_dirs' / 'reference_llama' / 'config.json')
                       .read_text())['hidden_size'] == 32
     weights = tmp_path / 'work_dirs' / 't2i_flat64' / 'export' / 'model.safetensors'
     stages = json.loads((tmp_path / chain.STATE / 'stages.json').read_text())

@@ -6,7 +6,7 @@ every tokenizer and MLLM on held-out scenes and writes docs/shapes_reference.md.
     python tools/shapes_reference.py report                                   # any machine
 
 Run it from the repository root, like tools/train.py. The chain's steps (``STEPS``) are
-the tokenizer recipes, the preparation of the MLLM stages (the two reference LLMs made by
+the tokenizer recipes, the preparation of the MLLM stages (the reference LLM made by
 tools/make_tiny_lm.py, the caption-image pairs pre-tokenised by tools/pretokenize.py with
 sghc_flat64, both written to a temporary folder renamed when complete) and the MLLM
 recipes. A recipe trains with ``--resume auto`` into work_dirs/<recipe>/; a step is skipped
@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 RECIPES = os.path.join('registry_configs', 'shapes')
 STATE = os.path.join('work_dirs', 'shapes_reference')
-# the reference LLMs' size (tools/make_tiny_lm.py arguments)
+# the reference LLM's size (tools/make_tiny_lm.py arguments)
 LM_SIZE = ['--hidden-size', '256', '--layers', '6', '--heads', '8']
 WORLDS = {'flat64': dict(texture=False, resolution=64),
           'textured128': dict(texture=True, resolution=128)}
@@ -87,13 +87,13 @@ def train_recipe(name, options):
                                            *(['--cfg-options', *options] if options else [])])
 
 
-def make_lm(name, arch, chat, options):
-    """tools/make_tiny_lm.py (``LM_SIZE``) into work_dirs/<name>; ``chat``: its tokenizer
-    also learns the vicuna_v1 system prompt."""
+def make_lm(name, options):
+    """tools/make_tiny_lm.py: a LLaMA of ``LM_SIZE`` into work_dirs/<name>, its tokenizer
+    also taught the vicuna_v1 system prompt."""
     from unimm.datasets.conversation import VICUNA_SYSTEM
-    extra = ['--extra-text', VICUNA_SYSTEM] if chat else []
     write_atomically(os.path.join('work_dirs', name), lambda out: run_tool(
-        name, 'make_tiny_lm.py', ['--arch', arch, '--out', out, *LM_SIZE, *extra]))
+        name, 'make_tiny_lm.py', ['--arch', 'llama', '--out', out, *LM_SIZE,
+                                  '--extra-text', VICUNA_SYSTEM]))
 
 
 def pretokenize(name, recipe, options):
@@ -115,10 +115,9 @@ def recipe(name, *needs):
     return Step(needs, partial(train_recipe, name), os.path.join(export_of(name), 'config.json'))
 
 
-def lm(name, arch, chat=False):
+def lm(name):
     """The step that makes the reference LLM work_dirs/<name>."""
-    return Step((), partial(make_lm, name, arch, chat),
-                os.path.join('work_dirs', name, 'config.json'))
+    return Step((), partial(make_lm, name), os.path.join('work_dirs', name, 'config.json'))
 
 
 STEPS = {
@@ -130,14 +129,13 @@ STEPS = {
     'spc_only_decoder_flat64': recipe('spc_only_decoder_flat64', 'spc_flat64'),
     'sghc_textured128': recipe('sghc_textured128', 'spc_textured128'),
     'spc_only_decoder_textured128': recipe('spc_only_decoder_textured128', 'spc_textured128'),
-    'reference_llama': lm('reference_llama', 'llama', chat=True),
-    'reference_qwen2': lm('reference_qwen2', 'qwen2'),
+    'reference_llama': lm('reference_llama'),
     't2i_flat64_tokens': Step(('sghc_flat64',),
                               partial(pretokenize, 't2i_flat64_tokens', 't2i_flat64'),
                               os.path.join('work_dirs', 't2i_flat64_tokens')),
     'llava_sghc_flat64': recipe('llava_sghc_flat64', 'sghc_flat64', 'reference_llama'),
     'llava_teacher_flat64': recipe('llava_teacher_flat64', 'teacher_flat64', 'reference_llama'),
-    't2i_flat64': recipe('t2i_flat64', 'sghc_flat64', 'reference_qwen2', 't2i_flat64_tokens'),
+    't2i_flat64': recipe('t2i_flat64', 'sghc_flat64', 'reference_llama', 't2i_flat64_tokens'),
     'unified_flat64': recipe('unified_flat64', 'sghc_flat64', 'reference_llama',
                              't2i_flat64_tokens'),
 }
