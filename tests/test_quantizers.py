@@ -132,8 +132,8 @@ def test_sghc_dead_sub_codes_restart_from_same_semantic_code(update):
     assert (restarted // M < 10).all()  # only groups seen in the batch
     zf = F.normalize(z, dim=-1)[0]
     for row in restarted.tolist():  # each took one of its own semantic code's patches
-        gap = (zf - q.weight.detach()[row]).abs().amax(-1)
-        assert gap.min() < 1e-6 and sem[0, gap.argmin()] == row // M, row
+        gap = (zf - F.normalize(q.weight.detach()[row], dim=-1)).abs().amax(-1)
+        assert gap.min() < 0.1 and sem[0, gap.argmin()] == row // M, row  # jittered copy
 
 
 def test_sghc_restarts_at_most_k_sub_codes_a_step_lowest_rows_first():
@@ -148,7 +148,7 @@ def test_sghc_restarts_at_most_k_sub_codes_a_step_lowest_rows_first():
     dead = [r for r in range(K * M) if r not in used]
     assert len(dead) > K and out.stats['dead_restarted'] == K
     zf = F.normalize(z, dim=-1)[0]
-    restarted = [r for r in dead if (q.table[r] - zf[r // M]).abs().max() < 1e-6]
+    restarted = [r for r in dead if (q.table[r] - zf[r // M]).abs().max() < 0.1]
     assert restarted == dead[:K]  # each took the patch of its semantic code
     assert q(z, sem).stats['dead_restarted'] > 0  # the rest follow on the next step
 

@@ -3,7 +3,8 @@ trainable parameter (ZeRO 1/2/3, and ZeRO-0 in bf16) and copies it back after ea
 so a restart written into a parameter would be undone. Each quantizer with restarts is
 trained here for one step through the real ``Runner`` at learning rate 0 (the optimizer
 moves nothing itself), at every ZeRO stage in fp32 and bf16: the restarted rows must then
-hold the batch vectors they jumped to, in the module and in the export."""
+hold (jittered copies of) the batch vectors they jumped to, in the module and in the
+export."""
 import json
 import os
 
@@ -110,7 +111,7 @@ def test_restarted_rows_survive_the_optimizer_step(name, zero, precision, tmp_pa
         after = code_table(module.quantizer)
         batch = runner.dataset.x.to(module.proj.weight.dtype)
         z = F.normalize(module.proj(batch).float(), dim=-1).reshape(-1, DIM)
-    tol = 1e-5 if precision == 'fp32' else 2e-2
+    tol = 0.08  # a restart is a jittered copy (noise std 0.01 per component)
     restarted = matched_rows(after, z, tol) & ~matched_rows(before, z, tol)
     with open(os.path.join(tmp_path, 'log.jsonl')) as f:
         logged = [json.loads(line)['restarted'] for line in f if '"restarted"' in line]

@@ -29,6 +29,16 @@ def perplexity(counts):
     return torch.special.entr(p).sum().exp()
 
 
+RESTART_NOISE = 0.01  # per-component std of the nudge a restarted code gets
+
+
+def jittered(vectors):
+    """Restart candidates nudged by Gaussian noise (std ``RESTART_NOISE`` per component):
+    codes restarted from identical features (a flat background's patches) then stay apart
+    instead of tying exactly, where float rounding alone would pick between them."""
+    return vectors + RESTART_NOISE * torch.randn_like(vectors)
+
+
 def distributed():
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

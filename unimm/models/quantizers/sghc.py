@@ -8,7 +8,7 @@ from torch import nn
 
 from unimm.registry import MODELS
 
-from .output import (QuantizerOutput, all_reduce_sum_, code_counts, first_available,
+from .output import (QuantizerOutput, all_reduce_sum_, code_counts, first_available, jittered,
                      perplexity)
 from .table import CodeTable
 
@@ -21,8 +21,8 @@ class HierarchicalCodebook(nn.Module):
 
     A sub-code is dead when its EMA usage falls below ``dead_code_threshold`` times the
     average usage of its group's m sub-codes (a share, not a count: semantic codes differ
-    by orders of magnitude in frequency); with ``restart`` it then jumps to a random
-    patch of the batch that carries the same semantic code.
+    by orders of magnitude in frequency); with ``restart`` it then jumps to (a jittered
+    copy of) a random patch of the batch that carries the same semantic code.
     """
     eager_only = True  # `compile` leaves it eager: code search, statistics, updates
 
@@ -153,7 +153,7 @@ class HierarchicalCodebook(nn.Module):
 
     def _restart_dead(self, z, semantic_ids, seen):
         """Dead sub-codes of groups seen this step take a random patch of the same
-        semantic code (the lowest rank holding one, when distributed). At most K (the
+        semantic code, slightly jittered (the lowest rank's, when distributed). At most K (the
         number of semantic codes) restart in a step, the lowest rows first and the rest on
         later steps: the work has one size on every rank and never waits for the GPU.
         Returns how many restarted (a tensor)."""
@@ -170,7 +170,9 @@ class HierarchicalCodebook(nn.Module):
         start = n.cumsum(0) - n
         offset = (torch.rand(len(rows), device=z.device) * n[groups]).long()
         pick = (start[groups] + torch.minimum(offset, n[groups] - 1)).clamp_min(0)
-        new = first_available(z[order[pick]], n[groups] > 0)
+        new = jittered(z[order[pick]])  # nudged before ranks agree: one draw for all
+        new = first_available(F.normalize(new, dim=-1) if self.l2_norm else new,
+                              n[groups] > 0)
         keep = ~restart[:, None]
         self.usage[rows] = torch.where(restart, fair.flatten()[groups], self.usage[rows])
         if self.update == 'loss':

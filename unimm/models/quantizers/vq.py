@@ -7,7 +7,8 @@ from torch import nn
 
 from unimm.registry import MODELS
 
-from .output import QuantizerOutput, all_reduce_sum_, broadcast_, code_counts, perplexity
+from .output import (QuantizerOutput, all_reduce_sum_, broadcast_, code_counts, jittered,
+                     perplexity)
 from .spc import sample_rows
 from .table import CodeTable
 
@@ -72,13 +73,13 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _restart_dead(self, z, counts):
         """Codes whose EMA usage (summed over ranks) is below ``dead_code_threshold`` of
-        the mean take random rows of ``z``; fixed-size work, no wait for the GPU.
+        the mean take random rows of ``z``, jittered; fixed-size work, no wait for the GPU.
         Returns how many restarted (a tensor)."""
         counts = counts.float()
         all_reduce_sum_(counts)
         usage = self.usage.float().lerp(counts, 1 - self.decay)
         dead = usage < self.dead_code_threshold * usage.mean()
-        new = sample_rows(z, self.num_codes)
+        new = jittered(sample_rows(z, self.num_codes))
         broadcast_(new)
         self.embedding.restart_(torch.arange(self.num_codes, device=z.device), new, dead)
         self.usage.copy_(torch.where(dead, usage.mean(), usage))
