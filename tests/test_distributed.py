@@ -9,6 +9,7 @@ fp32 on the CPU: traces agree to float rounding of the gradient all-reduce (rtol
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -96,7 +97,7 @@ def start_two_ranks(jobs, tmp_path):
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
            '--master_port', '29541', os.path.abspath(__file__), str(spec)]
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 @pytest.fixture(scope='module')
@@ -131,6 +132,27 @@ def runs(tmp_path_factory, in_process):
     for k in cfg:
         train_here(cfg[k], '--work-dir', w[f'{k}_2to1'], '--resume', w[f'{k}_2'] / step4)
     return {name: str(path) for name, path in w.items()}
+
+
+def test_a_rank_with_an_all_corrupt_batch_skips_the_step_with_the_others(tmp_path):
+    """Rank 1's first batch of every epoch is all corrupt (unshuffled, rank r reads items r,
+    r + 2, ...): every rank skips that micro-step together, so the run ends in step on both
+    ranks instead of pairing the wrong collectives. 64 samples, 16 a step: 3 steps an
+    epoch once the skipped one is out, 8 steps in all."""
+    cfg = write_config(tmp_path / 'corrupt.py', TOY, train_dataloader=dict(
+        shuffle=False, dataset=dict(corrupt=list(range(1, 16, 2)))))
+    two = start_two_ranks([([cfg, '--work-dir', tmp_path / 'run'], None)], tmp_path)
+    try:
+        out, _ = two.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(two.pid, signal.SIGKILL)  # torchrun and both ranks
+        raise AssertionError('the two ranks fell out of step and hung') from None
+    assert two.returncode == 0, out[-6000:]
+    losses = trace(tmp_path / 'run')
+    assert sorted(losses) == list(range(1, 9))
+    skipped = [json.loads(line)['event']['skipped_samples']
+               for line in open(tmp_path / 'run' / 'log.jsonl') if 'skipped_samples' in line]
+    assert skipped == [8, 8]  # each finished epoch: rank 1's 8 corrupt samples
 
 
 @pytest.mark.parametrize('toy', ['lin', 'gan', 'zero3'])

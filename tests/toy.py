@@ -13,13 +13,15 @@ from unimm.registry import DATASETS, MODELS
 
 @DATASETS.register_module()
 class ToyRegressionDataset(torch.utils.data.Dataset):
-    """y = x @ w + noise, fixed by the seed; ``delay`` slows loading so tests can kill a run."""
+    """y = x @ w + noise, fixed by the seed; ``delay`` slows loading so tests can kill a run;
+    the ``corrupt`` indices load as None (an unreadable sample)."""
 
-    def __init__(self, length=256, dim=8, seed=0, delay=0.0):
+    def __init__(self, length=256, dim=8, seed=0, delay=0.0, corrupt=()):
         g = torch.Generator().manual_seed(seed)
         self.x = torch.randn(length, dim, generator=g)
         self.y = self.x @ torch.randn(dim, 1, generator=g) + 0.1 * torch.randn(length, 1, generator=g)
         self.delay = delay
+        self.corrupt = set(corrupt)
 
     def __len__(self):
         return len(self.x)
@@ -27,6 +29,8 @@ class ToyRegressionDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         if self.delay:
             time.sleep(self.delay)
+        if i in self.corrupt:
+            return None
         return {'x': self.x[i], 'y': self.y[i], 'index': i}
 
 

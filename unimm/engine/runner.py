@@ -405,10 +405,16 @@ class Runner:
         torch.distributed.all_reduce(t)
         return t.item()
 
-    def _all_finite(self, loss):
-        flag = torch.isfinite(loss.detach().float()).all().float().reshape(1)
+    def _all_true(self, flag):
+        """Whether ``flag`` holds on every rank: one decision all ranks take together."""
+        if self.world_size == 1:
+            return bool(flag)
+        flag = torch.as_tensor(flag, device=self.device).float().reshape(1)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
         return bool(flag.item())
+
+    def _all_finite(self, loss):
+        return self._all_true(torch.isfinite(loss.detach().float()).all())
 
     def _model_forward(self, batch):
         kwargs = {}
@@ -500,8 +506,10 @@ class Runner:
             skipped = int(batch.pop('num_skipped', 0))
             self.state['skipped_in_epoch'] += skipped
             self.state['skipped_total'] += skipped
-            if not any(torch.is_tensor(v) for v in batch.values()):
-                continue  # every sample of the batch was corrupt
+            # a rank whose samples were all corrupt skips the micro-step, and so do the
+            # others with it: ranks that stepped alone would pair the wrong collectives
+            if not self._all_true(any(torch.is_tensor(v) for v in batch.values())):
+                continue
             samples += next(v.shape[0] for v in batch.values() if torch.is_tensor(v))
             logged = self._micro_step(move_batch(batch, self.device, self.dtype))
             if logged is None:
