@@ -112,6 +112,43 @@ def test_resume_after_sigkill_sigterm_and_kill_mid_save(reference, tmp_path):
         assert abs(got[step] - want[step]) <= 1e-6, (step, got[step], want[step])
 
 
+def test_resume_auto_skips_a_damaged_checkpoint_for_the_newest_intact_one(reference, tmp_path):
+    """A truncated file, then a flipped byte, in the newest checkpoint (step 30): its
+    manifest no longer matches, so --resume auto says so and resumes from step 25, and the
+    steps it redoes equal the uninterrupted run's. Naming the damaged one is an error."""
+    import shutil
+    from unimm.engine.checkpoint import resolve_resume
+    work = tmp_path / 'run'
+    shutil.copytree(reference, work)
+    newest = work / 'checkpoints' / 'step_00000030'
+
+    def damage(how):
+        files = sorted(p for p in newest.rglob('*') if p.is_file() and p.name != MARKER)
+        target = max(files, key=lambda p: p.stat().st_size)  # the model / optimizer states
+        data = bytearray(target.read_bytes())
+        if how == 'truncate':
+            data = data[:len(data) // 2]
+        else:
+            data[len(data) // 2] ^= 0x01
+        target.write_bytes(bytes(data))
+        return os.path.relpath(target, newest)
+
+    for how in ('truncate', 'flip'):
+        name = damage(how)
+        assert resolve_resume('auto', str(work / 'checkpoints')) == (
+            str(work / 'checkpoints' / 'step_00000025'), [(str(newest), [name])])
+        with pytest.raises(RuntimeError, match='damaged'):
+            resolve_resume(str(newest), str(work / 'checkpoints'))
+        _, out = run(TOY, work, '--resume', 'auto')
+        assert 'step_00000030 is damaged' in out and 'resumed from' in out
+        assert 'step 25' in out.split('resumed from')[1].splitlines()[0]
+        events = [json.loads(line).get('event', {}) for line in open(work / 'log.jsonl')]
+        assert sum('damaged_checkpoint' in e for e in events) == (1 if how == 'truncate' else 2)
+        got, want = loss_trace(work), loss_trace(reference)
+        assert all(abs(got[s] - want[s]) <= 1e-6 for s in range(26, 31))
+        assert resolve_resume('auto', str(work / 'checkpoints'))[0] == str(newest)  # re-saved
+
+
 def test_nonfinite_steps_are_skipped_then_the_run_stops(tmp_path):
     # sample 3 poisons one micro-batch per epoch (8 per epoch): skipped, counted, run finishes
     run(TOY, tmp_path / 'some', '--cfg-options', 'model.nan_indices=[3]',

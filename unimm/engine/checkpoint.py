@@ -1,5 +1,7 @@
 """Checkpoints that survive a kill mid-save: a checkpoint counts only once its
-`complete.json` marker exists, and the marker is written last, atomically.
+`complete.json` marker exists, and the marker is written last, atomically. The marker
+lists every file's size and SHA-256: ``--resume auto`` skips a damaged checkpoint (a
+truncated or altered file) for the newest intact one, and says so.
 
 A checkpoint records the world size that saved it. Resumed on another world size, the
 ZeRO-partitioned engines (stage >= 1) go through DeepSpeed's universal checkpoint:
@@ -8,6 +10,7 @@ ZeRO-partitioned engines (stage >= 1) go through DeepSpeed's universal checkpoin
 ``checkpoint.load_universal``, load that; buffers (EMA codebooks, ...) and frozen weights,
 which a universal checkpoint does not carry, come from the saved model states."""
 import glob
+import hashlib
 import json
 import os
 import random
@@ -44,19 +47,72 @@ def complete_checkpoints(root):
     return sorted(found)
 
 
+def sha256(path, chunk=1 << 24):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest(path):
+    """{relative file name: [size, sha256]} of every file under checkpoint ``path``."""
+    files = {}
+    for folder, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(folder, name)
+            files[os.path.relpath(full, path)] = [os.path.getsize(full), sha256(full)]
+    return files
+
+
+def damaged_files(path):
+    """Files of checkpoint ``path`` missing or differing in size or SHA-256 from its
+    marker's manifest (checkpoints saved before manifests existed are not checked)."""
+    with open(os.path.join(path, MARKER)) as f:
+        listed = json.load(f).get('files', {})
+    bad = []
+    for name, (size, digest) in sorted(listed.items()):
+        full = os.path.join(path, name)
+        if not os.path.isfile(full) or os.path.getsize(full) != size or sha256(full) != digest:
+            bad.append(name)
+    return bad
+
+
+def _on_rank0(fn):
+    """``fn()`` on rank 0, its result broadcast to every rank (one decision for all)."""
+    box = [fn() if not torch.distributed.is_initialized()
+           or torch.distributed.get_rank() == 0 else None]
+    if torch.distributed.is_initialized():
+        torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def resolve_resume(resume, root):
-    """``auto`` -> newest complete checkpoint under root (None if there is none); a path
-    -> that checkpoint, which must be complete."""
+    """(checkpoint, damaged). ``auto``: the newest complete checkpoint under root whose
+    files match its manifest (None if there is none); ``damaged`` lists the newer ones
+    skipped, as (path, bad files). A path: that checkpoint, which must be complete and
+    intact. Rank 0 verifies, every rank gets its answer."""
     if resume in (None, False, ''):
-        return None
+        return None, []
     if resume == 'auto':
-        found = complete_checkpoints(root)
-        return found[-1][1] if found else None
+        def newest_intact():
+            damaged = []
+            for _, path in reversed(complete_checkpoints(root)):
+                bad = damaged_files(path)
+                if not bad:
+                    return path, damaged
+                damaged.append((path, bad))
+            return None, damaged
+        return tuple(_on_rank0(newest_intact))
     path = os.path.abspath(resume)
     if not os.path.isfile(os.path.join(path, MARKER)):
         raise FileNotFoundError(f'{path} is not a complete unimm checkpoint (no {MARKER}); '
                                 f'complete ones under {root}: {complete_checkpoints(root)}')
-    return path
+    bad = _on_rank0(lambda: damaged_files(path))
+    if bad:
+        raise RuntimeError(f'{path} is damaged: {bad[:5]} differ from its manifest; resume '
+                           "from another checkpoint (--resume auto takes the newest intact one)")
+    return path, []
 
 
 def rng_state():
@@ -190,7 +246,8 @@ class CheckpointManager:
         torch.distributed.barrier()
         if rank == 0:
             _atomic_write_json(os.path.join(path, MARKER), {
-                'global_step': step, 'world_size': torch.distributed.get_world_size()})
+                'global_step': step, 'world_size': torch.distributed.get_world_size(),
+                'files': manifest(path)})
             self._prune()
         torch.distributed.barrier()
         return path

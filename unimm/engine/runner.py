@@ -269,7 +269,10 @@ class Runner:
         self.global_batch_size = self.batch_size * self.world_size * self.accum
         self.max_steps = self._max_steps(train_cfg)
 
-        self.resumed_from = resolve_resume(resume, self.ckpts.root)
+        self.resumed_from, self.damaged = resolve_resume(resume, self.ckpts.root)
+        for path, bad in self.damaged:
+            warnings.warn(f'--resume auto: {path} is damaged ({len(bad)} files differ from its '
+                          f'manifest, e.g. {bad[0]}); skipped for an older checkpoint')
         self.saved_world_size = saved_world_size(self.resumed_from) if self.resumed_from \
             else self.world_size
         stages = {'model': self.zero_stage, 'discriminator': min(self.zero_stage, 2)}
@@ -486,6 +489,8 @@ class Runner:
                             f'{self.accum} accumulation = global batch {self.global_batch_size}')
         if self.compiled:
             self.logger.message(f'torch.compile: {", ".join(self.compiled)}')
+        for path, bad in self.damaged:
+            self.logger.event(self.state['global_step'], damaged_checkpoint=path, files=bad)
         if self.resumed_from:
             self.logger.message(f'resumed from {self.resumed_from} (step '
                                 f'{self.state["global_step"]}, saved on {self.saved_world_size} '
