@@ -164,7 +164,11 @@ def test_one_and_two_ranks_give_the_same_trace(runs, toy):
         assert_traces_match(trace(two, 'disc/loss_d'), trace(one, 'disc/loss_d'), range(1, 9))
     saved = os.path.join(two, 'checkpoints', 'step_00000004')
     with open(os.path.join(saved, 'complete.json')) as f:
-        assert json.load(f) == {'global_step': 4, 'world_size': 2}
+        marker = json.load(f)
+    assert (marker['global_step'], marker['world_size']) == (4, 2)
+    # the manifest lists both ranks' files (shared file system), the marker itself not
+    assert {'rng_rank0.safetensors', 'rng_rank1.safetensors'} <= set(marker['files'])
+    assert 'complete.json' not in marker['files']
     assert os.path.isfile(os.path.join(saved, 'rng_rank1.safetensors'))
     state = json.load(open(os.path.join(one, 'checkpoints', 'step_00000004',
                                         'runner_state.json')))
