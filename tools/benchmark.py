@@ -20,8 +20,9 @@ in the same process, plus the SGHC lookup against a flat K*m search.
 generate: text-to-image decoding with the fast CFG sampler (unimm.inference.CFGSampler) on
 a Qwen2.5-3B-shaped GenerationMLLM with the K*m = 196,608 visual vocabulary (random
 weights, bf16): seconds per 256-token image batch at batch 1 / 8 / 32 (cond + uncond
-rows), against the weight-read floor measured on the same GPU; run
-../shared/bench/anchor_*_decode.py in the same device call for the anchors. --no-gemv:
+rows), against the weight-read floor measured on the same GPU; time the anchors (HF's
+dynamic-cache loop, HF StaticCache + torch.compile; docs/performance.md) in the same device
+call. --no-gemv:
 the weight products through cuBLAS instead of unimm's Triton kernel.
 
 gemv [--batch ROWS]: the decode step's weight products at the Qwen2.5-3B shapes (q/k/v, o,
@@ -31,7 +32,7 @@ cuBLAS, microseconds per product and TB/s.
 llava_step [--zero 3] [--offload none|cpu_adam|cpu_torch] [--batch 8] [--seq 2048]: phase-2
 LLaVA steps (projector + Vicuna-7B-shaped LLaMA, random weights) through UnderstandingMLLM
 and the real Runner: DeepSpeed ZeRO, bf16, gradient checkpointing; tokens/s and MFU
-(model FLOPs of the LLM against 795 TFLOP/s, as ../shared/bench/anchor_train_mfu.py)."""
+(model FLOPs of the LLM against 795 TFLOP/s, as the plain-PyTorch MFU anchor counts them)."""
 import argparse
 import json
 import os
@@ -587,7 +588,7 @@ def time_steps(step, device, warmup, steps):
 
 
 def llm_step_flops(llm, tokens, seq, params):
-    """Model FLOPs of one training step as ../shared/bench/anchor_train_mfu.py counts them:
+    """Model FLOPs of one training step as the plain-PyTorch MFU anchor counts them:
     6 * tokens * params + attention 12 * layers * tokens * seq * hidden."""
     cfg = llm.config
     return 6 * tokens * params + 12 * cfg.num_hidden_layers * tokens * seq * cfg.hidden_size
@@ -750,11 +751,12 @@ def bench_train(args):
     return out if rank == 0 else None
 
 
-PEAK_FLOPS = 795e12  # dense bf16 of an H100 / H200 as measured (../shared/ENVIRONMENT.md)
+PEAK_FLOPS = 795e12  # dense bf16 matmul of an H100 / H200, as measured on them
 
 
 # ------------------------------------------------------------------ data loading
-# what a GPU consumes per second (DESIGN.md's anchors): the data path must beat these
+# what a GPU consumes per second (the anchors in docs/performance.md): the data path must
+# beat these
 GPU_NEEDS = {'tokenizer': ('img/s, raw stage-2 stack, one H100', 319),
              'generation': ('samples/s at 16.5k tok/s and ~379 tokens a sample, one H100',
                             44),
