@@ -6,6 +6,8 @@ The single-rank runs train in this process; every two-rank run goes through ONE
 ``torchrun --nproc_per_node 2`` launch of this file (its ``__main__`` runs
 ``tools/train.py``'s ``main`` once per job), which keeps the test inside its time budget.
 fp32 on the CPU: traces agree to float rounding of the gradient all-reduce (rtol 1e-5).
+The same launch trains an export toy at ZeRO-0 and ZeRO-3 on two ranks, whose exports
+must be the same bytes (ZeRO-3 gathers them tensor by tensor, onto rank 0 only).
 """
 import json
 import os
@@ -48,6 +50,23 @@ class DistToyRegressor(PretrainedMixin, nn.Module):
         if discriminator is not None:
             out.update(toy_adversarial_terms(batch, fake, discriminator))
         return out
+
+
+@MODELS.register_module(force=True)
+class ExportToy(PretrainedMixin, nn.Module):
+    """Every kind of state an export gathers: a frozen input layer (ZeRO-3 partitions it
+    too), a trained MLP, and a buffer (a running mean of the inputs)."""
+
+    def __init__(self, dim=8, hidden=16):
+        super().__init__()
+        self.embed = nn.Linear(dim, hidden).requires_grad_(False)
+        self.net = nn.Sequential(nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, 1))
+        self.register_buffer('x_mean', torch.zeros(dim))
+
+    def forward(self, batch):
+        self.x_mean.lerp_(batch['x'].mean(0).detach(), 0.1)
+        return {'loss': nn.functional.mse_loss(self.net(self.embed(batch['x'])), batch['y'])}
 
 
 def write_config(path, base, **extra):
@@ -111,7 +130,8 @@ def in_process():
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory, in_process):
     """Regression (ZeRO-2 and 3) and GAN (ZeRO-2) toys: 1 rank, 2 ranks, and each resumed
-    at step 4 on the other world size from the other's checkpoint. {name: work_dir}."""
+    at step 4 on the other world size from the other's checkpoint; the export toy at ZeRO-0
+    and ZeRO-3 on 2 ranks (``export_z0``, ``export_z3``). {name: work_dir}."""
     tmp = tmp_path_factory.mktemp('dist')
     cfg = {'lin': write_config(tmp / 'lin.py', TOY),
            'gan': write_config(tmp / 'gan.py', TOY_GAN),
@@ -124,6 +144,14 @@ def runs(tmp_path_factory, in_process):
     jobs = [([cfg[k], '--work-dir', w[f'{k}_2']], None) for k in cfg]
     jobs += [([cfg[k], '--work-dir', w[f'{k}_1to2'], '--resume', w[f'{k}_1'] / step4],
               w[f'{k}_1'] / step4 / MARKER) for k in cfg]
+    # no gradient clipping: at two ranks ZeRO-0 and ZeRO-3 then step on the same bits
+    for stage in (0, 3):
+        w[f'export_z{stage}'] = tmp / f'export_z{stage}'
+        jobs.append(([write_config(
+            tmp / f'export_z{stage}.py', TOY, optim_wrapper=dict(clip_grad=None),
+            model=dict(_delete_=True, type='ExportToy', dim=8, hidden=16),
+            deepspeed=dict(zero_stage=stage, precision='fp32')),
+            '--work-dir', w[f'export_z{stage}']], None))
     two = start_two_ranks(jobs, tmp)
     for k in cfg:
         train_here(cfg[k], '--work-dir', w[f'{k}_1'])
@@ -187,6 +215,32 @@ def test_resume_on_another_world_size_continues_the_trace(runs, toy):
                                  'universal')
         engines = ['model', 'discriminator'] if toy == 'gan' else ['model']
         assert all(os.path.isdir(os.path.join(converted, e, 'zero')) for e in engines)
+
+
+def test_a_zero3_export_is_gathered_onto_rank0_and_equals_the_zero0_one(runs):
+    """Two ranks, the same training at ZeRO-0 (full weights on every rank) and ZeRO-3
+    (partitioned, gathered tensor by tensor for the export): the same trace, the same
+    exported bytes, and DeepSpeed's own consolidation of the ZeRO-3 checkpoint agrees with
+    them. Only rank 0 built the state dict it wrote."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    from safetensors.torch import load_file
+    z0, z3 = runs['export_z0'], runs['export_z3']
+    assert trace(z0) == trace(z3)  # bit for bit
+    for name in ('model.safetensors', 'config.json'):
+        with open(os.path.join(z0, 'export', name), 'rb') as a, \
+                open(os.path.join(z3, 'export', name), 'rb') as b:
+            assert a.read() == b.read(), name
+    exported = load_file(os.path.join(z3, 'export', 'model.safetensors'))
+    assert sorted(exported) == ['embed.bias', 'embed.weight', 'net.1.bias', 'net.1.weight',
+                                'net.3.bias', 'net.3.weight', 'x_mean']
+    consolidated = get_fp32_state_dict_from_zero_checkpoint(
+        os.path.join(z3, 'checkpoints', 'step_00000008'), tag='model')
+    assert set(consolidated) == set(exported)
+    for key, value in exported.items():  # frozen weights and the buffer included
+        assert torch.equal(consolidated[key], value), key
+    for work in (z0, z3):
+        built = json.load(open(os.path.join(work, 'export_state_dict_by_rank.json')))
+        assert built == {'0': 7, '1': None}
 
 
 def test_global_batch_must_divide_and_unconvertible_checkpoints_fail_clearly(
@@ -304,6 +358,19 @@ if __name__ == '__main__':  # one torchrun launch, several training jobs (see th
     import time
     sys.path[:0] = [ROOT, os.path.join(ROOT, 'tools')]
     import train
+    from unimm.engine.runner import Runner
+    gather = Runner._full_state_dict
+
+    def recorded_gather(runner):
+        """Record, per rank, how many tensors the export's state dict held (None: none)."""
+        out = gather(runner)
+        box = [None] * runner.world_size
+        torch.distributed.all_gather_object(box, None if out is None else len(out))
+        if runner.rank == 0:
+            with open(os.path.join(runner.work_dir, 'export_state_dict_by_rank.json'), 'w') as f:
+                json.dump({str(r): n for r, n in enumerate(box)}, f)
+        return out
+    Runner._full_state_dict = recorded_gather
     for argv, wait in json.load(open(sys.argv[1])):
         start = time.time()
         while wait and not os.path.isfile(wait):

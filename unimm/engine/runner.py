@@ -566,9 +566,10 @@ class Runner:
         raise SystemExit(128 + int(self._stop_signal or signal.SIGTERM))
 
     def export(self):
-        """Final weights as safetensors (via save_pretrained where the model has it)."""
+        """Final weights as safetensors (via save_pretrained where the model has it), written
+        by rank 0; the other ranks only take part in the gathering."""
         folders = {'export': self._full_state_dict()}
-        if self.ema is not None:
+        if self.ema is not None and self.rank == 0:
             folders['export_ema'] = self.ema.merged_state_dict(self.engine.module)
         if self.rank == 0:
             for name, state in folders.items():
@@ -582,16 +583,25 @@ class Runner:
         torch.distributed.barrier()
 
     def _full_state_dict(self):
-        """Full weights on rank 0, trainable ones from the fp32 master copy."""
+        """Collective: the full weights on rank 0 (trainable ones from the fp32 master copy,
+        frozen ones and buffers as the module holds them), None on the other ranks. One
+        tensor is gathered at a time (a ZeRO-3 parameter, or a ZeRO >= 1 master copy), so
+        besides rank 0's CPU copy no rank holds more than one gathered tensor."""
         from deepspeed.utils import safe_get_full_fp32_param
         module = self.engine.module
-        params = dict(module.named_parameters())
-        with deepspeed.zero.GatheredParameters(list(module.parameters()),
-                                               enabled=self.zero_stage == 3):
-            out = {}
-            for name, tensor in module.state_dict().items():
-                p = params.get(name)
-                full = safe_get_full_fp32_param(p) if p is not None and p.requires_grad \
-                    else None
-                out[name] = (full if full is not None else tensor).detach().cpu().clone()
+        params = dict(module.named_parameters())  # one name per tied parameter
+        out = {} if self.rank == 0 else None
+        for name, tensor in module.state_dict(keep_vars=True).items():
+            p = params.get(name)
+            # a collective at ZeRO >= 1 (None at ZeRO-0 fp32, which has no master copy)
+            full = safe_get_full_fp32_param(p) if p is not None and p.requires_grad else None
+            if full is not None:
+                if out is not None:
+                    out[name] = full.detach().cpu().clone()
+                del full
+                continue
+            # ZeRO-3 partitions frozen parameters too: gather this one on every rank
+            with deepspeed.zero.GatheredParameters([tensor], enabled=hasattr(tensor, 'ds_id')):
+                if out is not None:
+                    out[name] = tensor.detach().cpu().clone()
         return out

@@ -35,8 +35,15 @@ class PretrainedMixin:
         with open(os.path.join(folder, self.CONFIG_NAME), 'w') as f:
             json.dump(self.export_config(), f, indent=2)
         state_dict = self.state_dict() if state_dict is None else state_dict
-        # clone breaks storage sharing (tied weights), which safetensors refuses
-        tensors = {k: v.detach().to('cpu').contiguous().clone() for k, v in state_dict.items()}
+        # safetensors refuses tensors that share storage (tied weights): those are copied, the
+        # rest written as they are (an export's state dict is not held twice in memory)
+        tensors, storages = {}, set()
+        for k, v in state_dict.items():
+            t = v.detach().to('cpu').contiguous()
+            if t.untyped_storage().data_ptr() in storages:
+                t = t.clone()
+            storages.add(t.untyped_storage().data_ptr())
+            tensors[k] = t
         save_file(tensors, os.path.join(folder, self.WEIGHTS_NAME))
 
     @classmethod
