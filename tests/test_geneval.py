@@ -1,5 +1,6 @@
 """Generation benchmarks: GenEval's exact folder layout and scorer hand-off, the exact
-shapes-GenEval scorer (ground truth = 100 %, random tokens far lower), MJHQ FID."""
+shapes-GenEval scorer (ground truth = 100 %, random tokens far lower); MJHQ FID is in
+test_fid.py."""
 import json
 import os
 
@@ -93,30 +94,3 @@ def test_random_token_baseline_is_far_below_ground_truth(demo_tokenizer, tmp_pat
     # the ceiling: correct scenes through this (briefly trained) tokenizer, same prompts
     ceiling = ShapesGenEvalEvaluator(n_per_tag=5, n_samples=2, generator='reconstruction')(model)
     assert ceiling['num_images'] == 60 and set(ceiling['tasks']) == set(result['tasks'])
-
-
-def test_mjhq_fid_overall_and_per_category(tmp_path):
-    from PIL import Image
-    meta, rng = {}, np.random.default_rng(0)
-    spec = {'include': [{'class': 'square', 'count': 1}]}
-    for cat in ('animals', 'people'):
-        os.makedirs(tmp_path / 'ref' / cat)
-        for k in range(3):
-            meta[f'{cat}{k}'] = {'category': cat, 'prompt': f'a {cat} picture {k}'}
-            # references larger than the generations: resized to 64 px by the policy
-            render(scene_from_prompt(spec, rng), 160).save(tmp_path / 'ref' / cat / f'{cat}{k}.jpg')
-    (tmp_path / 'meta.json').write_text(json.dumps(meta))
-    # a small TorchScript feature net in place of the 2048-d Inception (which takes minutes
-    # on a shared 2-core CPU; the real weights are exercised by the rFID tests)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1),
-                              torch.nn.Flatten())
-    torch.jit.script(net).save(str(tmp_path / 'features.pt'))
-    evaluator = MJHQEvaluator(str(tmp_path / 'meta.json'), str(tmp_path / 'ref'), batch_size=4,
-                              fid_weights=str(tmp_path / 'features.pt'))
-    result = evaluator(RenderingModel(), str(tmp_path / 'out'))
-    assert set(result['fid_per_category']) == {'animals', 'people'}
-    assert np.isfinite(result['fid']) and result['fid'] >= 0
-    assert result['resolution'] == 64 and result['missing_references'] == 0
-    assert sorted(os.listdir(tmp_path / 'out' / 'mjhq' / 'people')) == \
-        ['people0.png', 'people1.png', 'people2.png']
-    assert Image.open(tmp_path / 'out' / 'mjhq' / 'animals' / 'animals0.png').size == (64, 64)

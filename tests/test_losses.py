@@ -1,4 +1,5 @@
-"""LPIPS (converted real weights), pixel losses, PatchGAN + GAN helpers, recon metrics."""
+"""LPIPS (converted real weights), pixel losses, PatchGAN + GAN helpers, PSNR / SSIM
+(FID: test_fid.py)."""
 import os
 import socket
 import urllib.request
@@ -12,9 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import convert_lpips_weights
-from unimm.evaluation.recon_metrics import (FIDAccumulator, InceptionFeatures,
-                                            find_inception_weights, frechet_distance, psnr,
-                                            ssim, tf1_bilinear_resize)
+from unimm.evaluation.recon_metrics import psnr, ssim
 from unimm.models.discriminators import (PatchGANDiscriminator, adaptive_weight,
                                          discriminator_loss, generator_adversarial_loss)
 from unimm.models.losses import LPIPSLoss, build_lpips_vgg
@@ -287,72 +286,6 @@ def test_psnr_ssim_match_skimage(photos):
     assert psnr(recon, photos, reduction='none').shape == (2,)
     # out-of-range reconstructions are clamped, as when saved as 8-bit images
     assert psnr(photos * 1.5, photos).item() == psnr(photos.mul(1.5).clamp(-1, 1), photos).item()
-
-
-# ------------------------------------------------------------------------ FID
-def test_frechet_distance_closed_form():
-    rng = np.random.default_rng(0)
-    mu1, mu2 = rng.normal(size=16), rng.normal(size=16)
-    a, b = rng.uniform(0.1, 2, 16), rng.uniform(0.1, 2, 16)
-    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
-    assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected)
-    # full covariances: Tr (S1 S2)^(1/2) = sum of sqrt of the eigenvalues of S1 S2
-    x, y = rng.normal(size=(16, 16)), rng.normal(size=(16, 16))
-    s1, s2 = x @ x.T / 16, y @ y.T / 16
-    tr = np.sqrt(np.linalg.eigvals(s1 @ s2).real.clip(0)).sum()
-    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(
-        ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr, rel=1e-6)
-    assert abs(frechet_distance(mu1, s1, mu1, s1)) < 1e-8
-
-
-def test_fid_accumulator_self_zero_and_monotone_in_noise(photos):
-    """Accumulation over batches equals numpy statistics; FID(x, x) ~ 0 and FID grows
-    with noise (a cheap pooled-pixel extractor; the Inception one is tested below)."""
-    crops = torch.cat([photos[:, :, i:i + 24, j:j + 24] for i in range(0, 25, 6)
-                       for j in range(0, 25, 6)])  # 50 crops
-
-    def extractor(images):
-        return F.adaptive_avg_pool2d(images, 3).flatten(1)  # 27-d
-
-    fid = FIDAccumulator(extractor)
-    for chunk in crops.split(16):
-        fid.update(real=chunk, fake=chunk)
-    feats = extractor(crops).double().numpy()
-    mu, cov = fid.real.mean_cov()
-    np.testing.assert_allclose(mu, feats.mean(0), atol=1e-10)
-    np.testing.assert_allclose(cov, np.cov(feats, rowvar=False), atol=1e-10)
-    assert abs(fid.compute()) < 1e-6
-    values = []
-    for sigma in (0.05, 0.1, 0.2, 0.4):
-        fid.reset()
-        fid.update(real=crops, fake=noisy(crops, sigma))
-        values.append(fid.compute())
-    assert all(a < b for a, b in zip(values, values[1:])), values
-
-
-def test_tf1_bilinear_resize():
-    x = torch.tensor([[[[0.0, 1.0]]]])
-    # TF1: source = out index * in / out = 0, .5, 1, 1.5 (clamped to the edge)
-    torch.testing.assert_close(tf1_bilinear_resize(x, (1, 4)),
-                               torch.tensor([[[[0.0, 0.5, 1.0, 1.0]]]]))
-
-
-def test_inception_features(photos):
-    path = find_inception_weights()
-    assert os.path.basename(path) == 'default_1.pt'
-    with pytest.raises(FileNotFoundError):
-        find_inception_weights('/nonexistent/default_1.pt')
-    model = InceptionFeatures()
-    extremes = torch.stack([-torch.ones(3, 8, 8), torch.ones(3, 8, 8)])
-    pre = model.preprocess(extremes)
-    assert pre.shape == (2, 3, 299, 299)
-    assert pre[0].max().item() == -1.0 and pre[1].min().item() == pytest.approx(0.9921875)
-    batch = torch.cat([photos[:1], noisy(photos[:1], 0.05), noisy(photos[:1], 0.4)])
-    feats = model(batch)
-    assert feats.shape == (3, 2048) and feats.dtype == torch.float32
-    assert torch.isfinite(feats).all() and (feats >= 0).all()  # post-ReLU average pool
-    dist = (feats[1:] - feats[:1]).norm(dim=1)  # the mean term of FID for one image
-    assert 0 < dist[0] < dist[1], dist
 
 
 def test_build_lpips_rejects_a_wrong_file(tmp_path):

