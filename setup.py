@@ -9,11 +9,14 @@ setup(
     packages=find_packages(include=['unimm', 'unimm.*']),
     package_data={'unimm.evaluation': ['lmms_tasks/*/*.yaml', 'lmms_tasks/*/*.json']},
     python_requires='>=3.10',
-    # torch / torchvision are installed first, as a matched pair (README: Install)
+    # torch / torchvision are installed first, as a matched pair (README: Install).
+    # sentencepiece < 0.2.3: 0.2.3's model proto needs protobuf >= 7.36, which the lmms
+    # extra's wandb (protobuf < 7) rules out; transformers then cannot read a LLaMA
+    # tokenizer.model (0.2.2 works with protobuf 6 and 7)
     install_requires=[
         'torch>=2.4', 'torchvision', 'mmengine==0.10.7', 'deepspeed==0.19.8',
-        'transformers>=5.24', 'tokenizers', 'sentencepiece', 'safetensors', 'timm', 'numpy',
-        'pillow', 'scipy', 'tqdm', 'tensorboard', 'webdataset', 'braceexpand',
+        'transformers>=5.24', 'tokenizers', 'sentencepiece>=0.2,<0.2.3', 'safetensors', 'timm',
+        'numpy', 'pillow', 'scipy', 'tqdm', 'tensorboard', 'webdataset', 'braceexpand',
         'lpips==0.1.4', 'torch-fidelity==0.4.0',
     ],
     extras_require={

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 import torch.nn.functional as F
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from torch import nn
-from transformers import (PreTrainedTokenizerFast, SiglipConfig, SiglipImageProcessor,
-                          SiglipModel)
+from transformers import (AutoTokenizer, PreTrainedTokenizerFast, SiglipConfig,
+                          SiglipImageProcessor, SiglipModel)
 from transformers.utils import logging as hf_logging
 
 from unimm.registry import DATASETS, MODELS
@@ -61,7 +61,9 @@ class SiglipTeacher(nn.Module):
         if pretrained:
             check_hf_folder(pretrained, 'SiglipTeacher.pretrained')
             self.model = SiglipModel.from_pretrained(pretrained)
-            self.tokenizer = PreTrainedTokenizerFast.from_pretrained(pretrained)
+            # the demo's export has a tokenizer.json; a google/siglip-* folder has only a
+            # sentencepiece spiece.model (SiglipTokenizer)
+            self.tokenizer = AutoTokenizer.from_pretrained(pretrained)
         else:
             if vocab_dataset is None:
                 raise ValueError('SiglipTeacher: give `pretrained` or `vocab_dataset`')
