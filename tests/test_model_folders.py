@@ -6,6 +6,7 @@ transformers saves it (``spiece.model`` tokenizer) used as SemHiTok's semantic e
 import io
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -296,11 +297,12 @@ def test_siglip_folder_as_transformers_saves_it(siglip):
 
 def test_bf16_sharded_siglip_loads_as_fp32(siglip, tmp_path):
     """A SigLIP re-saved in bf16 safetensors shards with an index (as large checkpoints
-    are) gives SemanticEncoder the bf16 values in fp32."""
+    are) gives SemanticEncoder and the teacher class the bf16 values in fp32."""
     from safetensors.torch import load_file
     from transformers import SiglipModel
 
     from unimm.models.encoders.semantic import SemanticEncoder
+    from unimm.models.encoders.siglip_teacher import SiglipTeacher
     SiglipModel.from_pretrained(siglip, dtype=torch.bfloat16).save_pretrained(
         tmp_path, max_shard_size='20KB')
     files = os.listdir(tmp_path)
@@ -316,3 +318,8 @@ def test_bf16_sharded_siglip_loads_as_fp32(siglip, tmp_path):
     assert set(vision) == set(state)
     for key, value in vision.items():
         assert state[key].dtype == torch.float32 and torch.equal(state[key], value.float()), key
+    shutil.copy(os.path.join(siglip, 'spiece.model'), tmp_path)
+    shutil.copy(os.path.join(siglip, 'tokenizer_config.json'), tmp_path)
+    teacher = SiglipTeacher.from_pretrained(str(tmp_path)).model.state_dict()
+    for key, value in saved.items():
+        assert teacher[key].dtype == torch.float32 and torch.equal(teacher[key], value.float())

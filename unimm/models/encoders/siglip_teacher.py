@@ -4,6 +4,7 @@ import math
 import os
 from contextlib import contextmanager
 
+import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from torch import nn
@@ -60,7 +61,9 @@ class SiglipTeacher(nn.Module):
         super().__init__()
         if pretrained:
             check_hf_folder(pretrained, 'SiglipTeacher.pretrained')
-            self.model = SiglipModel.from_pretrained(pretrained)
+            # float32 whatever the folder's dtype (a bf16 checkpoint too): the runner owns
+            # precision
+            self.model = SiglipModel.from_pretrained(pretrained, dtype=torch.float32)
             # the demo's export has a tokenizer.json; a google/siglip-* folder has only a
             # sentencepiece spiece.model (SiglipTokenizer)
             self.tokenizer = AutoTokenizer.from_pretrained(pretrained)
