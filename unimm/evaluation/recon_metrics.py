@@ -98,8 +98,8 @@ class InceptionFeatures(nn.Module):
     Args:
         weights: the file ``tools/convert_fid_weights.py`` writes. None means
             ``$UNIMM_FID_WEIGHTS`` or, if unset, ``~/.cache/unimm/fid_inception_v3.pth``. A
-            missing file raises FileNotFoundError with the command that creates it (nothing
-            is ever downloaded).
+            missing file raises FileNotFoundError, a foreign one ValueError, each with the
+            command that creates it (nothing is ever downloaded).
     """
 
     def __init__(self, weights=None):
@@ -109,8 +109,14 @@ class InceptionFeatures(nn.Module):
         if not os.path.isfile(path):
             raise FileNotFoundError(_missing_fid_weights_message(path))
         self.weights = path
-        self.model = FeatureExtractorInceptionV3('inception-v3-compat', ['2048'],
-                                                 feature_extractor_weights_path=path)
+        try:
+            self.model = FeatureExtractorInceptionV3('inception-v3-compat', ['2048'],
+                                                     feature_extractor_weights_path=path)
+        except Exception as err:  # a foreign or damaged file: torch.load / load_state_dict
+            raise ValueError(f'{path} is not an FID Inception weights file that '
+                             f'tools/convert_fid_weights.py writes ({type(err).__name__}: '
+                             f'{str(err)[:200]}). Recreate it with: python '
+                             f'tools/convert_fid_weights.py --out {path}') from err
 
     def train(self, mode=True):
         super().train(mode)
