@@ -34,11 +34,8 @@ def work_dirs_named(node):
         else set()
 
 
-def test_levels_put_every_step_after_its_prerequisites():
-    order = {name: i for i, level in enumerate(chain.levels()) for name in level}
-    assert set(order) == set(chain.STEPS)
-    for name, step in chain.STEPS.items():
-        assert step.needs and all(order[n] < order[name] for n in step.needs) or not step.needs
+def test_every_recipe_is_a_step_and_every_prerequisite_a_step():
+    assert all(set(step.needs) <= set(chain.STEPS) for step in chain.STEPS.values())
     files = {f[:-3] for f in os.listdir(os.path.join(ROOT, chain.RECIPES)) if f.endswith('.py')}
     assert set(recipes()) == files  # every recipe is a step, every recipe step has its file
 
@@ -95,3 +92,36 @@ def test_chain_runs_in_order_records_steps_skips_finished_ones_redoes_interrupte
     assert train() == ''  # every output exists: nothing redone
     assert [p.stat().st_mtime for p in (weights, tokens)] == mtimes
     assert json.loads((tmp_path / chain.STATE / 'stages.json').read_text()) == stages
+
+
+def test_a_step_starts_once_its_prerequisites_finish_and_a_failure_stops_the_chain(
+        tmp_path, monkeypatch):
+    """Fake steps: 'c' (needs the quick 'b') runs while the slow 'a' still runs; 'e' needs
+    the failing 'd' and never starts; the failure is raised after 'a' has finished."""
+    import threading
+    import pytest
+    monkeypatch.chdir(tmp_path)
+    log, a_may_finish = [], threading.Event()
+
+    def step(name, needs=(), fail=False):
+        def run(options):
+            log.append(f'start {name}')
+            if name == 'a':
+                assert a_may_finish.wait(10)
+            if name == 'c':
+                a_may_finish.set()
+            if fail:
+                raise RuntimeError(f'{name} failed')
+            (tmp_path / name).write_text('done')
+            log.append(f'end {name}')
+        return chain.Step(needs, run, str(tmp_path / name))
+
+    monkeypatch.setattr(chain, 'STEPS', {
+        'a': step('a'), 'b': step('b'), 'c': step('c', ('b',)), 'd': step('d', ('a',), True),
+        'e': step('e', ('d',))})
+    with pytest.raises(RuntimeError, match='d failed'):
+        chain.main(['train', '--parallel', '2'])
+    assert log.index('start c') < log.index('end a') < log.index('start d')
+    assert 'start e' not in log
+    stages = json.loads((tmp_path / chain.STATE / 'stages.json').read_text())
+    assert set(stages) == {'a', 'b', 'c'}

@@ -1,9 +1,10 @@
 """The shapes-world reference chain: trains the GPU recipes of registry_configs/shapes/ in
-dependency order (the steps of one level side by side: the models are small), then scores
-every tokenizer and MLLM on held-out scenes and writes docs/shapes_reference.md.
+dependency order (several side by side: the models are small), then scores every tokenizer
+and MLLM on held-out scenes and writes docs/shapes_reference.md.
 
     python tools/shapes_reference.py train [--only NAME ...] [--parallel 4]   # on a GPU
-    python tools/shapes_reference.py report                                   # any machine
+    python tools/shapes_reference.py evaluate     # the MLLMs' held-out tasks, best on a GPU
+    python tools/shapes_reference.py report       # any machine
 
 Run it from the repository root, like tools/train.py. The chain's steps (``STEPS``) are
 the tokenizer recipes, the preparation of the MLLM stages (the reference LLM made by
@@ -12,7 +13,9 @@ sghc_flat64, both written to a temporary folder renamed when complete) and the M
 recipes. A recipe trains with ``--resume auto`` into work_dirs/<recipe>/; a step is skipped
 once its output exists, so the chain can be spread over several sessions. ``train``
 records each step's wall time and device in work_dirs/shapes_reference/stages.json;
-``report`` reads the exports (LPIPS and rFID need their local weights, see
+``evaluate`` runs tools/test.py on the MLLM exports and keeps the results in
+work_dirs/shapes_reference/<recipe>/ (``report`` runs the missing ones and reuses the rest,
+unless the export is newer); ``report`` reads the tokenizer exports (LPIPS and rFID need their local weights, see
 docs/getting_started.md)."""
 import argparse
 import datetime
@@ -23,8 +26,8 @@ import subprocess
 import sys
 import time
 from collections import namedtuple
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache, partial
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from functools import partial
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -141,15 +144,6 @@ STEPS = {
 }
 
 
-def levels():
-    """The chain's steps grouped by depth (a level only needs the levels before it)."""
-    @lru_cache(maxsize=None)
-    def depth(name):
-        return 1 + max(map(depth, STEPS[name].needs), default=-1)
-    depths = {name: depth(name) for name in STEPS}
-    return [[n for n in STEPS if depths[n] == d] for d in range(max(depths.values()) + 1)]
-
-
 def done(name):
     """Whether step ``name``'s output exists."""
     return os.path.exists(STEPS[name].output)
@@ -168,19 +162,36 @@ def run_step(name, options=()):
 
 
 def train(only, parallel, options):
+    """Runs every selected unfinished step, up to ``parallel`` side by side, each as soon
+    as none of its prerequisites is still to run; records each one in stages.json. A failed
+    step stops the chain once the steps running beside it have finished."""
     state_file = os.path.join(STATE, 'stages.json')
     os.makedirs(os.path.dirname(state_file), exist_ok=True)
     state = json.load(open(state_file)) if os.path.exists(state_file) else {}
-    for level in levels():
-        todo = [n for n in level if (not only or n in only) and not done(n)]
-        with ThreadPoolExecutor(max(1, min(parallel, len(todo)))) as pool:
-            for name, seconds in zip(todo, pool.map(run_step, todo, [options] * len(todo))):
-                state[name] = {'wall_s': round(seconds, 1), 'device': device_name(),
+    todo = [n for n in STEPS if (not only or n in only) and not done(n)]
+    running, concurrent, failed = {}, {}, []
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        while running or (todo and not failed):
+            for name in [n for n in todo if not set(STEPS[n].needs) & {*todo, *running.values()}]:
+                if failed or len(running) == parallel:
+                    break
+                todo.remove(name)
+                running[pool.submit(run_step, name, options)] = name
+                concurrent[name] = len(running)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                if future.exception():
+                    failed.append(future.exception())
+                    continue
+                state[name] = {'wall_s': round(future.result(), 1), 'device': device_name(),
                                'date': datetime.date.today().isoformat(),
-                               'concurrent': len(todo)}
-                print(f'{name}: {seconds:.0f} s', flush=True)
-        with open(state_file, 'w') as f:
-            json.dump(state, f, indent=1)
+                               'concurrent': concurrent[name]}
+                print(f'{name}: {future.result():.0f} s', flush=True)
+            with open(state_file, 'w') as f:
+                json.dump(state, f, indent=1)
+    if failed:
+        raise failed[0]
 
 
 def semantic_ids_identical(tokenizer, spc, images):
@@ -243,13 +254,23 @@ def fmt(v):
 
 
 def evaluate(name, task):
-    """tools/test.py on one recipe's export; its results (kept in
-    work_dirs/shapes_reference/<name>/test_<task>.json)."""
+    """tools/test.py on one recipe's export; its results, kept in
+    work_dirs/shapes_reference/<name>/test_<task>.json and reused while the export is not
+    newer (or absent: results brought back from the GPU without the export)."""
     work = os.path.join(STATE, name)
-    run_tool(os.path.join('shapes_reference', f'{name}.{task}'), 'test.py',
-             [recipe_path(name), export_of(name), '--task', task, '--work-dir', work])
-    with open(os.path.join(work, f'test_{task}.json')) as f:
+    result = os.path.join(work, f'test_{task}.json')
+    export = STEPS[name].output
+    if not os.path.exists(result) or (
+            os.path.exists(export) and os.path.getmtime(export) > os.path.getmtime(result)):
+        run_tool(os.path.join('shapes_reference', f'{name}.{task}'), 'test.py',
+                 [recipe_path(name), export_of(name), '--task', task, '--work-dir', work])
+    with open(result) as f:
         return json.load(f)
+
+
+def evaluated(name, task):
+    """Whether ``name`` has an export or kept results for ``task`` to report."""
+    return done(name) or os.path.exists(os.path.join(STATE, name, f'test_{task}.json'))
 
 
 def gap_line(task, scores, single):
@@ -260,13 +281,19 @@ def gap_line(task, scores, single):
             f"{scores[single]:.3f} ({scores['unified_flat64'] - scores[single]:+.3f})"]
 
 
-def mllm_section():
+def mllm_section(parallel=4):
     """The flat world's MLLM results: held-out VQA (with chance and the blind baseline)
-    and shapes-GenEval (with the random-token floor and the reconstruction ceiling)."""
+    and shapes-GenEval (with the random-token floor and the reconstruction ceiling); up to
+    ``parallel`` evaluations side by side."""
     from unimm.evaluation.vqa import markdown_table
-    vqa = {n: evaluate(n, 'vqa') for n in UNDERSTANDING if done(n)}
-    geneval = {n: [evaluate(n, t)['overall'] for t in GENEVAL_TASKS]
-               for n in GENERATION if done(n)}
+    runs = [(n, 'vqa') for n in UNDERSTANDING if evaluated(n, 'vqa')]
+    runs += [(n, t) for n in GENERATION if all(evaluated(n, t) for t in GENEVAL_TASKS)
+             for t in GENEVAL_TASKS]
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        results = dict(zip(runs, pool.map(evaluate, *zip(*runs)))) if runs else {}
+    vqa = {n: r for (n, t), r in results.items() if t == 'vqa'}
+    geneval = {n: [results[n, t]['overall'] for t in GENEVAL_TASKS]
+               for n in GENERATION if (n, GENEVAL_TASKS[0]) in results}
     if not vqa and not geneval:
         return []
     lines = ['', '## flat64: understanding, generation, unified', '',
@@ -319,9 +346,9 @@ def report(docs, rfid):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('command', choices=('train', 'report'))
+    p.add_argument('command', choices=('train', 'evaluate', 'report'))
     p.add_argument('--only', nargs='+', choices=sorted(STEPS), help='run these steps only')
-    p.add_argument('--parallel', type=int, default=4, help='steps of one level side by side')
+    p.add_argument('--parallel', type=int, default=4, help='steps run side by side')
     p.add_argument('--docs', default='docs')
     p.add_argument('--rfid', action='store_true', help='also rFID (slow on a CPU)')
     p.add_argument('--cfg-options', nargs='+', default=[],
@@ -330,6 +357,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.command == 'train':
         train(args.only, args.parallel, args.cfg_options)
+    elif args.command == 'evaluate':
+        print('\n'.join(mllm_section(args.parallel)))
     else:
         report(args.docs, args.rfid)
 
