@@ -125,3 +125,25 @@ def test_a_step_starts_once_its_prerequisites_finish_and_a_failure_stops_the_cha
     assert 'start e' not in log
     stages = json.loads((tmp_path / chain.STATE / 'stages.json').read_text())
     assert set(stages) == {'a', 'b', 'c'}
+
+
+def test_edge_error_puts_an_error_on_a_colour_edge_in_the_edge_share():
+    """A red square on black, reconstructed exactly except one pixel on its border and one
+    pixel inside it: half the squared error lies on the edges."""
+    import torch
+
+    class Shifted:
+        def reconstruct(self, images):
+            out = images.clone()
+            out[0, :, 4, 4] -= 0.2   # on the square's border
+            out[0, :, 8, 8] -= 0.2   # inside the square, 3 pixels from any edge
+            return out
+    images = -torch.ones(1, 3, 16, 16)
+    images[0, 0, 4:12, 4:12] = 1.0
+    result = chain.edge_error(Shifted(), images)
+    assert abs(result['edge_error_share'] - 0.5) < 1e-6
+    border = 8 * 8 - 6 * 6 + 10 * 10 - 8 * 8  # the square's outer ring and the ring outside it
+    assert abs(result['edge_pixels'] - border / 256) < 1e-6
+    # only the red channel changes (green and blue are clamped at -1): 0.1^2 / 3 per pixel
+    off_edges = 0.01 / 3 / (256 - border)
+    assert abs(result['psnr_off_edges'] + 10 * torch.log10(torch.tensor(off_edges)).item()) < 1e-4

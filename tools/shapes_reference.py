@@ -203,6 +203,23 @@ def semantic_ids_identical(tokenizer, spc, images):
         return (sem == spc.encode(images)).float().mean().item()
 
 
+def edge_error(tokenizer, images):
+    """Where the reconstruction error lies: the share of squared error on colour-edge pixels
+    (a colour change within their 3x3 neighbourhood), those pixels' share of the image, and
+    the PSNR of the pixels off the edges."""
+    import torch
+    import torch.nn.functional as F
+    with torch.no_grad():
+        recon = tokenizer.reconstruct(images).clamp(-1, 1)
+    x = (images + 1) / 2
+    squared = (((recon + 1) / 2 - x) ** 2).mean(1)
+    spread = F.max_pool2d(x, 3, 1, 1) + F.max_pool2d(-x, 3, 1, 1)
+    edge = spread.amax(1) > 0.02
+    return {'edge_pixels': edge.float().mean().item(),
+            'edge_error_share': (squared[edge].sum() / squared.sum()).item(),
+            'psnr_off_edges': (-10 * torch.log10(squared[~edge].mean())).item()}
+
+
 def geneval_ceiling(tokenizer, world, n_per_tag=20, n_samples=4):
     """Shapes-GenEval of reconstructions: correct scenes for each prompt, rendered and passed
     through the tokenizer (the best a generator emitting its ids can score)."""
@@ -240,13 +257,15 @@ def score_tokenizer(name, docs_images, rfid):
     held_out = ShapesCaptionDataset(seed=0, start=100000, length=64, **world)
     images = torch.stack([held_out[i]['image'] for i in range(len(held_out))])
     result['semantic_ids_identical'] = semantic_ids_identical(model, spc, images)
+    result.update(edge_error(model, images))
     if not world['texture']:
         result['geneval_ceiling'] = geneval_ceiling(model, world)
     return result
 
 
 ROW_KEYS = ('psnr', 'ssim', 'lpips', 'rfid', 'attribute_accuracy', 'pattern_accuracy',
-            'usage_semantic', 'usage_subcodes', 'semantic_ids_identical', 'geneval_ceiling')
+            'usage_semantic', 'usage_subcodes', 'semantic_ids_identical', 'geneval_ceiling',
+            'edge_pixels', 'edge_error_share', 'psnr_off_edges')
 
 
 def fmt(v):
