@@ -149,6 +149,50 @@ def test_resume_auto_skips_a_damaged_checkpoint_for_the_newest_intact_one(refere
         assert resolve_resume('auto', str(work / 'checkpoints'))[0] == str(newest)  # re-saved
 
 
+class _RunsACommand:
+    """Unpickles into ``os.system(command)``: what a planted checkpoint file could do."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_checkpoint_files_are_unpickled_weights_only(reference, tmp_path):
+    """DeepSpeed loads its files with weights_only=False; inside the runner's guard torch
+    unpickles them weights-only all the same: the real files load (DeepSpeed's state
+    classes allowed), and a model-states file carrying a command (its manifest rewritten to
+    match, as whoever planted it could) is refused from the command line; nothing runs."""
+    import pickle
+    import shutil
+    from unimm.engine.checkpoint import manifest, weights_only_loads
+    work = tmp_path / 'run'
+    shutil.copytree(reference, work)
+    newest = work / 'checkpoints' / 'step_00000030'
+    states = newest / 'model' / 'mp_rank_00_model_states.pt'
+    optim = next((newest / 'model').glob('*optim_states.pt'))
+    with pytest.raises(pickle.UnpicklingError, match='LossScaler|ZeroStageEnum|fragment'):
+        torch.load(optim, weights_only=True)  # DeepSpeed's classes need the allowance
+    with weights_only_loads():
+        assert torch.load(optim, weights_only=False)['optimizer_state_dict']['zero_stage'] == 2
+    assert 'TORCH_FORCE_WEIGHTS_ONLY_LOAD' not in os.environ
+
+    planted = tmp_path / 'planted'
+    saved = torch.load(states, weights_only=False)  # our own file, in this test
+    saved['note'] = _RunsACommand(f'touch {planted}')
+    torch.save(saved, states)
+    with weights_only_loads(), pytest.raises(pickle.UnpicklingError, match='system'):
+        torch.load(states, weights_only=False)
+    marker = json.loads((newest / MARKER).read_text())
+    files = {k: v for k, v in manifest(newest).items() if k != MARKER}
+    (newest / MARKER).write_text(json.dumps(dict(marker, files=files)))
+    code, out = run(TOY, work, '--resume', str(newest), check=False)
+    assert code != 0 and not planted.exists()
+    assert f'{newest}/model: refusing to unpickle a checkpoint file' in out, out[-3000:]
+    assert 'system' in out.split('refusing to unpickle')[1].splitlines()[0]
+
+
 def test_nonfinite_steps_are_skipped_then_the_run_stops(tmp_path):
     # sample 3 poisons one micro-batch per epoch (8 per epoch): skipped, counted, run finishes
     run(TOY, tmp_path / 'some', '--cfg-options', 'model.nan_indices=[3]',

@@ -8,12 +8,19 @@ ZeRO-partitioned engines (stage >= 1) go through DeepSpeed's universal checkpoin
 ``deepspeed.checkpoint.ds_to_universal`` converts ``<ckpt>/<engine>`` once (rank 0) into
 ``<ckpt>/universal/<engine>``, and the engines, initialised with
 ``checkpoint.load_universal``, load that; buffers (EMA codebooks, ...) and frozen weights,
-which a universal checkpoint does not carry, come from the saved model states."""
+which a universal checkpoint does not carry, come from the saved model states.
+
+DeepSpeed writes its engine states as pickles (``torch.save``). Every load of them here,
+DeepSpeed's own included, unpickles with ``weights_only=True`` (`weights_only_loads`):
+tensors, containers and DeepSpeed's four state classes, nothing that could run code."""
+import contextlib
 import glob
 import hashlib
 import json
 import os
+import pickle
 import random
+import re
 import shutil
 from types import SimpleNamespace
 
@@ -23,6 +30,42 @@ from safetensors.torch import load_file, save_file
 
 MARKER = 'complete.json'
 UNIVERSAL = 'universal'
+
+
+def _deepspeed_state_classes():
+    """The classes besides tensors and containers that DeepSpeed 0.19.8 pickles into its
+    checkpoints: the ZeRO stage, the loss scaler, ZeRO-1/2 fragment addresses."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+    return [ZeroStageEnum, LossScaler, DynamicLossScaler, fragment_address]
+
+
+@contextlib.contextmanager
+def weights_only_loads():
+    """Inside, every ``torch.load`` unpickles with ``weights_only=True``, also DeepSpeed's,
+    which pass ``weights_only=False`` (torch's TORCH_FORCE_WEIGHTS_ONLY_LOAD overrides
+    them); only DeepSpeed's own state classes are allowed besides tensors and containers."""
+    saved = os.environ.get('TORCH_FORCE_WEIGHTS_ONLY_LOAD')
+    os.environ['TORCH_FORCE_WEIGHTS_ONLY_LOAD'] = '1'
+    try:
+        with torch.serialization.safe_globals(_deepspeed_state_classes()):
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop('TORCH_FORCE_WEIGHTS_ONLY_LOAD', None)
+        else:
+            os.environ['TORCH_FORCE_WEIGHTS_ONLY_LOAD'] = saved
+
+
+def refused_pickle(path, err):
+    """The error for a checkpoint file that holds more than weights (``err``: torch's)."""
+    found = re.search(r'GLOBAL ([\w.]+)', str(err))
+    what = f'it names {found.group(1)}' if found else str(err).strip().splitlines()[-1]
+    return RuntimeError(
+        f'{path}: refusing to unpickle a checkpoint file that holds more than tensors and '
+        f"DeepSpeed's state ({what}). unimm never writes such a file; do not resume from "
+        'this checkpoint unless you know where it came from')
 
 
 def _atomic_write_json(path, obj):
@@ -164,10 +207,12 @@ def convert_to_universal(path, names, workers=1):
             tmp = f'{root}.tmp{os.getpid()}'
             shutil.rmtree(tmp, ignore_errors=True)
             for name in names:
-                ds_to_universal(SimpleNamespace(
-                    input_folder=os.path.join(path, name), output_folder=os.path.join(tmp, name),
-                    num_extract_workers=workers, num_merge_workers=workers,
-                    keep_temp_folder=False, strict=True, inject_missing_state=True))
+                with weights_only_loads():
+                    ds_to_universal(SimpleNamespace(
+                        input_folder=os.path.join(path, name),
+                        output_folder=os.path.join(tmp, name),
+                        num_extract_workers=workers, num_merge_workers=workers,
+                        keep_temp_folder=False, strict=True, inject_missing_state=True))
             _atomic_write_json(os.path.join(tmp, MARKER), {'engines': list(names)})
             shutil.rmtree(root, ignore_errors=True)
             os.replace(tmp, root)
@@ -188,7 +233,11 @@ def restore_unpartitioned_state(engine, path):
     files = sorted(glob.glob(os.path.join(path, '*model_states.pt')))
     if not files:
         raise FileNotFoundError(f'no DeepSpeed model states in {path}')
-    saved = engine.checkpoint_engine.load(files[0], map_location='cpu')['module']
+    try:
+        with weights_only_loads():
+            saved = torch.load(files[0], map_location='cpu', weights_only=True)['module']
+    except pickle.UnpicklingError as err:
+        raise refused_pickle(files[0], err) from err
     module = engine.module
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     params = dict(module.named_parameters())
@@ -261,8 +310,12 @@ class CheckpointManager:
             groups = [{k: v for k, v in g.items() if k not in ('params', 'lr', 'initial_lr')}
                       for g in engine.optimizer.param_groups]
             try:
-                loaded, _ = engine.load_checkpoint(where, tag=name, load_optimizer_states=True,
-                                                   load_lr_scheduler_states=True)
+                with weights_only_loads():
+                    loaded, _ = engine.load_checkpoint(where, tag=name,
+                                                       load_optimizer_states=True,
+                                                       load_lr_scheduler_states=True)
+            except pickle.UnpicklingError as err:
+                raise refused_pickle(os.path.join(where, name), err) from err
             except IndexError as err:
                 if name not in universal:
                     raise
