@@ -1,4 +1,6 @@
-"""Tiny registered components the engine tests train (imported via custom_imports)."""
+"""Tiny registered components the engine tests train (imported via custom_imports), and
+the fault hooks that tests switch on through environment variables."""
+import errno
 import os
 import signal
 import time
@@ -7,6 +9,7 @@ import torch
 from torch import nn
 
 from unimm.engine import checkpoint as ckpt_module
+from unimm.engine import logger as logger_module
 from unimm.models.base import PretrainedMixin
 from unimm.registry import DATASETS, MODELS
 
@@ -60,6 +63,19 @@ def toy_adversarial_terms(batch, fake, discriminator):
 
 
 @MODELS.register_module()
+class ToyImageClassifier(PretrainedMixin, nn.Module):
+    """Class logits from an image's mean colour: a model for image-folder datasets."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.head = nn.Linear(3, num_classes)
+
+    def forward(self, batch):
+        logits = self.head(batch['image'].mean(dim=(2, 3)))
+        return {'loss': nn.functional.cross_entropy(logits, batch['label'])}
+
+
+@MODELS.register_module()
 class ToyGenerator(PretrainedMixin, nn.Module):
     """Maps x to a fake y; its adversarial loss goes through the (frozen) discriminator."""
 
@@ -103,3 +119,43 @@ if os.environ.get('UNIMM_TEST_KILL_DURING_SAVE_AT'):
         return _save(self, step, engines, runner_state, extra_tensors)
 
     ckpt_module.CheckpointManager.save = _dying_save
+
+
+_log = logger_module.MetricLogger.log
+
+
+def _signalling_log(self, step, scalars):
+    """Test hook, UNIMM_TEST_SIGNAL_AT_STEP="STEP:SIGNAL[:RANK]" (read at each step, so one
+    job of a multi-job launch can set it): the process of that rank (default 0) sends
+    itself SIGNAL once step STEP is logged (a kill -9 or a scheduler's SIGTERM)."""
+    _log(self, step, scalars)
+    spec = os.environ.get('UNIMM_TEST_SIGNAL_AT_STEP')
+    if spec:
+        at, signum, *rank = map(int, spec.split(':'))
+        if step == at and int(os.environ.get('RANK', 0)) == (rank[0] if rank else 0):
+            os.kill(os.getpid(), signum)
+
+
+logger_module.MetricLogger.log = _signalling_log
+
+if os.environ.get('UNIMM_TEST_DISK_FULL_AT_SAVE'):
+    # test hook: the disk fills up while the checkpoint of the given step is written, in
+    # DeepSpeed's first torch.save (part of the file written, then ENOSPC)
+    _full_step = int(os.environ['UNIMM_TEST_DISK_FULL_AT_SAVE'])
+    _manager_save, _torch_save = ckpt_module.CheckpointManager.save, torch.save
+
+    def _torch_save_on_full_disk(obj, f, *args, **kwargs):
+        with open(f, 'wb') as out:
+            out.write(bytes(4096))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+
+    def _save_on_full_disk(self, step, *args, **kwargs):
+        if step != _full_step:
+            return _manager_save(self, step, *args, **kwargs)
+        torch.save = _torch_save_on_full_disk
+        try:
+            return _manager_save(self, step, *args, **kwargs)
+        finally:
+            torch.save = _torch_save
+
+    ckpt_module.CheckpointManager.save = _save_on_full_disk

@@ -262,6 +262,11 @@ def fix_universal_optimizer_state(engine, groups):
             state['step'] = state['step'].clone()
 
 
+class CheckpointSaveError(RuntimeError):
+    """A checkpoint could not be written (a full disk, an I/O error); the complete
+    checkpoints saved before it are untouched."""
+
+
 class CheckpointManager:
     """Saves/loads DeepSpeed engines plus the runner's own state under ``root/step_N``."""
 
@@ -270,10 +275,34 @@ class CheckpointManager:
         self.max_keep = max_keep
 
     def save(self, step, engines, runner_state, extra_tensors=None):
-        """Collective: every rank calls it. ``engines`` maps a name to an engine."""
+        """Collective: every rank calls it. ``engines`` maps a name to an engine. A write
+        that fails (OSError: disk full, ...) raises CheckpointSaveError naming the newest
+        complete checkpoint, which the failed save never touched."""
+        path = os.path.join(self.root, f'step_{step:08d}')
+        try:
+            self._save(step, path, engines, runner_state, extra_tensors)
+        except OSError as err:
+            single = torch.distributed.get_world_size() == 1
+            if single:  # give back the space the partial save took
+                shutil.rmtree(path, ignore_errors=True)
+            done = [(s, p) for s, p in complete_checkpoints(self.root) if p != path]
+            newest = (f'the newest complete checkpoint, {done[-1][1]} (step {done[-1][0]}), '
+                      'is untouched and --resume auto continues from it') if done else \
+                'no checkpoint was complete before it: a restart begins at step 0'
+            partial = 'removed' if single else \
+                'ignored by --resume and replaced by the next save of that step'
+            raise CheckpointSaveError(
+                f'could not write checkpoint {path} on rank {torch.distributed.get_rank()}: '
+                f'{err}. The incomplete checkpoint is {partial}; {newest}. Free space (or fix '
+                'the file system), then resume with --resume auto.') from err
+        if torch.distributed.get_rank() == 0:
+            self._prune()
+        torch.distributed.barrier()
+        return path
+
+    def _save(self, step, path, engines, runner_state, extra_tensors):
+        """Write checkpoint ``path``, its marker last."""
         rank = torch.distributed.get_rank()
-        tag = f'step_{step:08d}'
-        path = os.path.join(self.root, tag)
         if rank == 0 and os.path.isdir(path):
             shutil.rmtree(path)  # an incomplete leftover of a killed save
         torch.distributed.barrier()
@@ -297,9 +326,7 @@ class CheckpointManager:
             _atomic_write_json(os.path.join(path, MARKER), {
                 'global_step': step, 'world_size': torch.distributed.get_world_size(),
                 'files': manifest(path)})
-            self._prune()
         torch.distributed.barrier()
-        return path
 
     def load(self, path, engines, universal=()):
         """Restore the engines (those named in ``universal`` from ``path/universal``, see

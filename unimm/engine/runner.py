@@ -22,8 +22,8 @@ import deepspeed  # noqa: E402
 
 from unimm.datasets.collate import collate_skip_corrupt  # noqa: E402
 from unimm.datasets.samplers import length_grouped_indices  # noqa: E402
-from unimm.engine.checkpoint import (CheckpointManager, convert_to_universal,  # noqa: E402
-                                     resolve_resume, saved_world_size)
+from unimm.engine.checkpoint import (CheckpointManager, CheckpointSaveError,  # noqa: E402
+                                     convert_to_universal, resolve_resume, saved_world_size)
 from unimm.engine.compile import compile_networks, compile_options  # noqa: E402
 from unimm.engine.ema import EMA  # noqa: E402
 from unimm.engine.logger import MetricLogger  # noqa: E402
@@ -271,8 +271,10 @@ class Runner:
 
         self.resumed_from, self.damaged = resolve_resume(resume, self.ckpts.root)
         for path, bad in self.damaged:
-            warnings.warn(f'--resume auto: {path} is damaged ({len(bad)} files differ from its '
-                          f'manifest, e.g. {bad[0]}); skipped for an older checkpoint')
+            which = f'1 file differs from its manifest: {bad[0]}' if len(bad) == 1 else \
+                f'{len(bad)} files differ from its manifest, e.g. {bad[0]}'
+            warnings.warn(f'--resume auto: {path} is damaged ({which}); skipped for an older '
+                          'checkpoint')
         self.saved_world_size = saved_world_size(self.resumed_from) if self.resumed_from \
             else self.world_size
         stages = {'model': self.zero_stage, 'discriminator': min(self.zero_stage, 2)}
@@ -475,7 +477,11 @@ class Runner:
     def save_checkpoint(self):
         self.state.update(world_size=self.world_size, batch_size=self.batch_size)
         extras = {'ema': self.ema.state_dict()} if self.ema is not None else None
-        path = self.ckpts.save(self.state['global_step'], self.engines, self.state, extras)
+        try:
+            path = self.ckpts.save(self.state['global_step'], self.engines, self.state, extras)
+        except CheckpointSaveError as err:
+            self.logger.event(self.state['global_step'], checkpoint_failed=str(err))
+            raise
         self.logger.event(self.state['global_step'], checkpoint=path)
         return path
 
