@@ -260,6 +260,22 @@ def test_compare_logs_reports_the_largest_difference(runs, tmp_path, capsys):
     assert compare_logs.parse_steps('13:') == (13, 10**12)
 
 
+def test_export_memory_reports_each_rank_and_exports_the_probe(tmp_path, in_process):
+    """tools/export_memory.py's measurement in this process (one rank, ZeRO-3): the probe
+    model's size and every rank's figures, and the export it measured on disk."""
+    import export_memory  # tools/
+    from safetensors.torch import load_file
+    out = export_memory.measure(str(tmp_path), width=64, depth=3, zero_stage=3)
+    assert (out['params'], out['world_size'], out['zero_stage']) == (3 * (64 * 64 + 64), 1, 3)
+    assert out['model_mb'] == round(3 * (64 * 64 + 64) * 4 / 2**20, 1)
+    assert [r['rank'] for r in out['ranks']] == [0]
+    assert out['ranks'][0]['peak_mb'] > out['ranks'][0]['rise_mb']
+    saved = load_file(os.path.join(tmp_path, 'export', 'model.safetensors'))
+    assert {k: tuple(v.shape) for k, v in saved.items()} == {
+        f'layers.{i}.{n}': (64, 64) if n == 'weight' else (64,)
+        for i in range(3) for n in ('weight', 'bias')}
+
+
 def test_benchmark_arguments():
     import benchmark  # tools/
     args = benchmark.parse_args(['train', '--config', TOY, '--batch', '4', '--cfg-options',
