@@ -48,6 +48,7 @@ def console(out, start, work=None, pattern=False):
 
 
 def resumed_step(out):
+    """The step a restarted run says it resumed from."""
     return int(re.search(r'resumed from \S+ \(step (\d+),', out).group(1))
 
 
@@ -58,6 +59,7 @@ def records(work, after=0):
 
 
 def line_count(work):
+    """How many records log.jsonl holds (0 before the first run)."""
     path = os.path.join(work, 'log.jsonl')
     return sum(1 for _ in open(path)) if os.path.isfile(path) else 0
 
@@ -111,6 +113,7 @@ def interrupted(tmp_path_factory):
 
 
 def losses(part):
+    """step -> loss of the records one part of the interrupted run logged."""
     return {r['step']: r['loss'] for r in part['records'] if 'loss' in r}
 
 
@@ -125,6 +128,7 @@ def interruption_row(parts, i, want, fault, does, message):
 
 @pytest.fixture(scope='module')
 def interruption_rows(interrupted, reference):
+    """The table rows of the four faults that interrupted the 30-step run."""
     work, parts = interrupted
     want = loss_trace(reference)
     resumed = [console(p['out'], 'resumed from', work) for p in parts[1:]]
@@ -151,6 +155,8 @@ def interruption_rows(interrupted, reference):
 
 def test_kill_sigterm_kill_during_save_and_disk_full_resume_the_exact_trace(
         interrupted, interruption_rows, reference):
+    """Each part ends the way its fault should, loses only the steps since the checkpoint
+    it resumes from, and the stitched run equals the uninterrupted one."""
     work, parts = interrupted
     assert [p['code'] for p in parts] == [-signal.SIGKILL, 128 + signal.SIGTERM,
                                           -signal.SIGKILL, 1, 0], parts[-1]['out'][-3000:]
@@ -232,6 +238,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(damaged, ref
 
 @pytest.fixture(scope='module')
 def damaged_row(damaged, reference):
+    """The table row of the damaged checkpoint (from the truncated file's resume)."""
     work, results = damaged
     out = results[0]['out']
     got = {r['step']: r['loss'] for r in results[0]['records'] if 'loss' in r}
@@ -270,6 +277,8 @@ def corrupt_images(tmp_path_factory):
 
 
 def test_corrupt_images_are_skipped_and_counted(corrupt_images):
+    """Every step trains; each finished epoch reports its 2 skipped files, and each file
+    is named once on the console."""
     work, out, corrupt = corrupt_images
     assert sorted(trace(work)) == list(range(1, 13))
     assert all(torch.isfinite(torch.tensor(v)) for v in trace(work).values())
@@ -282,6 +291,7 @@ def test_corrupt_images_are_skipped_and_counted(corrupt_images):
 
 @pytest.fixture(scope='module')
 def corrupt_row(corrupt_images):
+    """The table row of the image folder with 5 % corrupt files."""
     work, out, _ = corrupt_images
     return row('5 % corrupt images (2 of 40 files: a truncated JPEG, a text file named '
                '.png)', 'each unreadable file is skipped (its batch is one sample short) '
@@ -306,6 +316,8 @@ def nonfinite(tmp_path_factory):
 
 
 def test_nonfinite_steps_are_skipped_then_the_run_stops(nonfinite):
+    """Isolated NaN steps are skipped and counted; too many in a row stop the run with a
+    checkpoint of the weights from before them."""
     tmp, some, code, every = nonfinite
     events = records(tmp / 'some')
     skipped = [e for e in events if e.get('event', {}).get('nonfinite_loss')]
@@ -319,6 +331,7 @@ def test_nonfinite_steps_are_skipped_then_the_run_stops(nonfinite):
 
 @pytest.fixture(scope='module')
 def nonfinite_rows(nonfinite):
+    """The table rows of the two NaN runs."""
     tmp, some, _, every = nonfinite
     n = sum(1 for e in records(tmp / 'some') if e.get('event', {}).get('nonfinite_loss'))
     skipped = console(some, r'step \d+: non-finite', pattern=True)
@@ -381,6 +394,7 @@ def test_two_ranks_an_all_corrupt_batch_on_one_rank_and_a_killed_rank(two_ranks)
 
 @pytest.fixture(scope='module')
 def two_rank_rows(two_ranks):
+    """The table rows of the killed rank and of the all-corrupt batch."""
     work, ((_, out), (_, resumed_out)), killed_steps = two_ranks
     cause = re.search(r'Root Cause.*?rank\s*:\s*(\d+).*?traceback\s*:\s*(Signal \d+ \(\w+\))',
                       out, re.S)
@@ -403,6 +417,8 @@ def two_rank_rows(two_ranks):
 # ------------------------------------------------------------------ before anything runs
 @pytest.fixture(scope='module')
 def config_rows(tmp_path_factory):
+    """The table rows of the faults caught before training: an unknown config key and a
+    missing pretrained folder (the errors tools/train.py shows)."""
     from unimm.engine.config import load_config
     from unimm.registry import MODELS
     from unimm.utils.build import ConfigError
@@ -424,6 +440,8 @@ def config_rows(tmp_path_factory):
 
 
 def test_config_faults_name_the_key_and_the_folder(config_rows):
+    """The errors name the wrong key with the closest right one, and the missing folder
+    with what to put there."""
     unknown, missing = (r['message'] for r in config_rows)
     assert "unknown top-level config key 'optim_wraper' (closest: 'optim_wrapper'" in unknown
     assert "'/data/missing_teacher' is not a Hugging Face model folder" in missing
@@ -434,6 +452,8 @@ def test_config_faults_name_the_key_and_the_folder(config_rows):
 def test_the_fault_table_in_the_docs_is_the_one_these_tests_produce(
         interruption_rows, damaged_row, corrupt_row, nonfinite_rows, two_rank_rows,
         config_rows):
+    """The table these faults produce is the one in docs/reliability.md (or, with
+    UNIMM_UPDATE_DOCS=1, is written there)."""
     rows = [interruption_rows['kill'], two_rank_rows[0], interruption_rows['sigterm'],
             interruption_rows['save_killed'], damaged_row, interruption_rows['disk_full'],
             corrupt_row, two_rank_rows[1], *nonfinite_rows, *config_rows]
