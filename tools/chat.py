@@ -23,8 +23,7 @@ from PIL import Image  # noqa: E402
 from transformers import TextIteratorStreamer  # noqa: E402
 
 from unimm.datasets.conversation import IMAGE_TOKEN  # noqa: E402
-from unimm.datasets.llava import pad_to_square  # noqa: E402
-from unimm.datasets.transforms import pil_to_tensor, to_rgb  # noqa: E402
+from unimm.datasets.llava import image_input  # noqa: E402
 from unimm.evaluation.recon import to_uint8  # noqa: E402
 from unimm.models.mllm.llm import load_exported  # noqa: E402
 
@@ -53,8 +52,7 @@ def parse_args(argv=None):
 def load_image(path, size):
     """A file as the model's [-1, 1] square (LLaVA-1.5's pad-to-square)."""
     with Image.open(path) as img:
-        img = pad_to_square(to_rgb(img), (127, 127, 127)).resize((size, size), Image.BICUBIC)
-    return pil_to_tensor(img)
+        return image_input(img, size)
 
 
 class Chat:

@@ -56,6 +56,13 @@ def pad_to_square(img, colour):
     return canvas
 
 
+def image_input(img, size, colour=(127, 127, 127)):
+    """A PIL image as an MLLM's input at inference: RGB, padded to a square (LLaVA-1.5's
+    'pad'), resized bicubically to ``size``; [3, size, size] in [-1, 1]."""
+    img = pad_to_square(to_rgb(img), colour).resize((size, size), Image.BICUBIC)
+    return pil_to_tensor(img)
+
+
 @DATASETS.register_module()
 class LLaVADataset(Dataset):
     """LLaVA JSON (a list of records) with images under ``image_folder``.

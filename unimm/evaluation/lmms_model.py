@@ -9,12 +9,10 @@ import torch
 from lmms_eval.api.instance import GenerationResult
 from lmms_eval.api.model import lmms
 from lmms_eval.models.registry_v2 import ModelManifest
-from PIL import Image
 from tqdm import tqdm
 
 from unimm.datasets.conversation import IMAGE_TOKEN
-from unimm.datasets.llava import pad_to_square
-from unimm.datasets.transforms import pil_to_tensor, to_rgb
+from unimm.datasets.llava import image_input
 from unimm.models.mllm.llm import load_exported  # noqa: F401  (this module's public name)
 
 
@@ -44,9 +42,7 @@ class Unimm(lmms):
 
     def _images(self, visuals):
         """PIL images -> the model's [-1, 1] squares (LLaVA-1.5's pad-to-square)."""
-        size = self.model.image_size
-        return torch.stack([pil_to_tensor(pad_to_square(to_rgb(v), (127, 127, 127)).resize(
-            (size, size), Image.BICUBIC)) for v in visuals])
+        return torch.stack([image_input(v, self.model.image_size) for v in visuals])
 
     def _inputs(self, context, doc_to_visual, doc_id, task, split):
         visuals = [v for v in doc_to_visual(self.task_dict[task][split][doc_id]) if v is not None]

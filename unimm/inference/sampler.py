@@ -213,9 +213,11 @@ class CFGSampler:
         return self.model.visual_head.sample(hc, hu, self._opts.draw(scale))
 
     @torch.no_grad()
-    def generate(self, prompts, uncond=None, **sampling):
+    def generate(self, prompts, uncond=None, progress=None, **sampling):
         """Global visual ids [B, num_image_tokens] for ``prompts`` (token id lists ending
-        in ``<boi>``), guided by ``uncond`` (the unconditional prompts) when given."""
+        in ``<boi>``), guided by ``uncond`` (the unconditional prompts) when given.
+        ``progress(done, total)`` is called after each token position is drawn (a web
+        page's progress bar); it runs on the host between steps and changes no draw."""
         opts = _Sampling(**sampling)
         model, n = self.model, self.model.num_image_tokens
         rows = _rows(prompts, uncond)
@@ -241,6 +243,8 @@ class CFGSampler:
             g = self._decode_step(ids, positions, full_mask, scales[0], cache, batch, guided)
             positions = positions[:, -1:].clone()
             for step in range(1, n):
+                if progress is not None:
+                    progress(step, n)
                 out_ids[:, step - 1] = g
                 full_mask[:, length + step - 1] = 1
                 positions += 1
@@ -249,4 +253,6 @@ class CFGSampler:
                 if self.compile:
                     g = g.clone()  # the graph's output buffer is overwritten by the next replay
             out_ids[:, n - 1] = g
+        if progress is not None:
+            progress(n, n)
         return out_ids

@@ -10,6 +10,7 @@ answer-only loss, batched generation, log-likelihoods) for any model with an ``l
 `UnifiedMLLM` (unified.py) reuses it next to the generation path."""
 import json
 import os
+import threading
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -170,6 +171,40 @@ class ConversationMixin:
                                 max_new_tokens=max_new_tokens, streamer=streamer, **kwargs)
         texts = tok.batch_decode(out, skip_special_tokens=True)
         return [t.split(stop)[0].strip() if stop else t.strip() for t in texts]
+
+    def stream_answer(self, conversation, images=None, max_new_tokens=64, **generate_kwargs):
+        """Yield the answer to one conversation as it grows (`generate` runs in a thread
+        and feeds a ``TextIteratorStreamer``), cut at the template's stop text and stripped
+        as `generate` cuts it; the last value yielded is exactly `generate`'s answer."""
+        from transformers import TextIteratorStreamer
+        streamer = TextIteratorStreamer(self.text_tokenizer, skip_prompt=True,
+                                        skip_special_tokens=True)
+        result = {}
+
+        def run():
+            try:
+                result['answer'] = self.generate([conversation], images, streamer=streamer,
+                                                 max_new_tokens=max_new_tokens,
+                                                 **generate_kwargs)[0]
+            except Exception as error:  # re-raised in the caller's thread
+                result['error'] = error
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        stop = self.template.stop_text(self.text_tokenizer.eos_token)
+        text, shown = '', ''
+        for piece in streamer:
+            text += piece
+            partial = (text.split(stop)[0] if stop else text).strip()
+            if partial != shown:
+                shown = partial
+                yield partial
+        worker.join()
+        if 'error' in result:
+            raise result['error']
+        if result['answer'] != shown or not result['answer']:
+            yield result['answer']
 
     @torch.no_grad()
     def loglikelihood(self, conversations, answers, images=None):
