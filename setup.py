@@ -20,7 +20,10 @@ setup(
         'lpips==0.1.4', 'torch-fidelity==0.4.0',
     ],
     extras_require={
-        'dev': ['pytest', 'scikit-image'],
+        # selenium drives the system Chromium in the web demo's browser test
+        'dev': ['pytest', 'scikit-image', 'selenium==4.51.0'],
+        # the web demo (tools/app.py); gradio 6 caps pillow below 13
+        'app': ['gradio==6.31.0'],
         # lmms-eval 0.7.3 patches filelock._api, which filelock 4 removed
         'lmms': ['lmms-eval==0.7.3', 'filelock<4'],
     },

@@ -72,3 +72,36 @@ def demo_tokenizer(demo_teacher, tmp_path_factory):
              '--cfg-options', 'train_cfg.max_steps=10', f'model.init_from={work}/spc/export',
              'discriminator.start_step=100000', *quiet)
     return str(work / 'sghc' / 'export')
+
+
+@pytest.fixture(scope='session')
+def tiny_unified_parts(tmp_path_factory):
+    """(tiny LLaMA folder, random tiny SGHC SemHiTok export folder): 32 px images of 4x4
+    tokens, K = 16 semantic codes x m = 4 sub-codes; the parts of the tiny unified,
+    understanding and generation models of the tests."""
+    from unimm.datasets.conversation import VICUNA_SYSTEM
+    from unimm.models.mllm.tiny_lm import make_tiny_lm, shapes_corpus
+    from unimm.registry import MODELS
+    size, k, m, tokens = 32, 16, 4, 16
+    root = tmp_path_factory.mktemp('unified')
+    llm = make_tiny_lm(str(root / 'llm'), texts=list(shapes_corpus(num_scenes=50)),
+                       vocab_size=400, hidden_size=32, num_hidden_layers=2,
+                       num_attention_heads=2, extra_texts=[VICUNA_SYSTEM])
+    torch.manual_seed(0)
+    tokenizer = MODELS.build(dict(
+        type='SemHiTok', stage='sghc',
+        semantic_encoder=dict(type='SemanticEncoder', init='random', vision_config=dict(
+            image_size=size, patch_size=8, hidden_size=32, intermediate_size=64,
+            num_hidden_layers=1, num_attention_heads=2)),
+        semantic_quantizer=dict(type='SemanticPriorityCodebook', num_codes=k, dim=8),
+        semantic_decoder=dict(type='SemanticDecoder', in_dim=8, width=32, depth=1, num_heads=2,
+                              out_dim=32, num_tokens=tokens),
+        pixel_encoder=dict(type='ViTEncoder', image_size=size, patch_size=8, width=32, depth=1,
+                           num_heads=2, out_dim=8),
+        pixel_quantizer=dict(type='HierarchicalCodebook', num_semantic_codes=k, sub_codes=m,
+                             dim=8),
+        pixel_decoder=dict(type='ViTDecoder', image_size=size, patch_size=8, in_dim=16,
+                           width=32, depth=1, num_heads=2),
+        pixel_loss=dict(type='PixelReconstructionLoss', perceptual_weight=0.0, lpips=None)))
+    tokenizer.save_pretrained(root / 'tokenizer')
+    return llm, str(root / 'tokenizer')

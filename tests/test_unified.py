@@ -9,43 +9,20 @@ import pytest
 import torch
 from PIL import Image
 
-from unimm.datasets.conversation import VICUNA_SYSTEM
 from unimm.datasets.shapes import ShapesWorld
 from unimm.datasets.transforms import pil_to_tensor
 from unimm.inference.sampler import CFGSampler, reference_generate
-from unimm.models.mllm.tiny_lm import make_tiny_lm, shapes_corpus
 from unimm.models.mllm.unified import UnifiedMLLM
 from unimm.registry import DATASETS, MODELS
 
-SIZE, K, M = 32, 16, 4  # 32 px images, 4x4 tokens; K semantic codes x M sub-codes
+SIZE, K, M = 32, 16, 4  # conftest's tiny_unified_parts: 32 px, 4x4 tokens, K x M codes
 TOKENS = (SIZE // 8) ** 2
 
 
 @pytest.fixture(scope='module')
-def parts(tmp_path_factory):
-    """(tiny LLaMA folder, random tiny SGHC SemHiTok export folder)."""
-    root = tmp_path_factory.mktemp('unified')
-    llm = make_tiny_lm(str(root / 'llm'), texts=list(shapes_corpus(num_scenes=50)),
-                       vocab_size=400, hidden_size=32, num_hidden_layers=2,
-                       num_attention_heads=2, extra_texts=[VICUNA_SYSTEM])
-    torch.manual_seed(0)
-    tokenizer = MODELS.build(dict(
-        type='SemHiTok', stage='sghc',
-        semantic_encoder=dict(type='SemanticEncoder', init='random', vision_config=dict(
-            image_size=SIZE, patch_size=8, hidden_size=32, intermediate_size=64,
-            num_hidden_layers=1, num_attention_heads=2)),
-        semantic_quantizer=dict(type='SemanticPriorityCodebook', num_codes=K, dim=8),
-        semantic_decoder=dict(type='SemanticDecoder', in_dim=8, width=32, depth=1, num_heads=2,
-                              out_dim=32, num_tokens=TOKENS),
-        pixel_encoder=dict(type='ViTEncoder', image_size=SIZE, patch_size=8, width=32, depth=1,
-                           num_heads=2, out_dim=8),
-        pixel_quantizer=dict(type='HierarchicalCodebook', num_semantic_codes=K, sub_codes=M,
-                             dim=8),
-        pixel_decoder=dict(type='ViTDecoder', image_size=SIZE, patch_size=8, in_dim=16,
-                           width=32, depth=1, num_heads=2),
-        pixel_loss=dict(type='PixelReconstructionLoss', perceptual_weight=0.0, lpips=None)))
-    tokenizer.save_pretrained(root / 'tokenizer')
-    return llm, str(root / 'tokenizer')
+def parts(tiny_unified_parts):
+    """(tiny LLaMA folder, random tiny SGHC SemHiTok export folder): SIZE px, K x M codes."""
+    return tiny_unified_parts
 
 
 def build(parts, **kw):
