@@ -281,6 +281,7 @@ def test_page_in_a_headless_browser(server, browser, export, tmp_path):
     model's greedy answer; type a prompt: the page shows the asked number of images, each
     the one the model samples for that seed (drawn in another process: same seed, same
     images), and another seed and count give those. Screenshots of both tabs."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     proc, port, log = server
@@ -317,7 +318,7 @@ def test_page_in_a_headless_browser(server, browser, export, tmp_path):
 
     try:
         wait.until(bot_says)
-    except Exception:
+    except TimeoutException:
         pytest.fail(f'the page shows {seen[-1:]!r}, the greedy answer is {answer!r}')
     assert all(answer.startswith(s) for s in seen)  # streamed text only grows into it
     user = browser.find_element(By.CSS_SELECTOR, '#chatbot [data-testid=user]')

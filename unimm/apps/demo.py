@@ -130,9 +130,9 @@ def _chat_tab(model):
                     clear = gr.Button('Clear', elem_id='clear')
 
     def respond(image, question, turns, history, max_new_tokens, temperature):
-        for history, turns in chat_turn(model, image, question, turns, history,
-                                        max_new_tokens, temperature):
-            yield history, turns, ''
+        for shown, kept in chat_turn(model, image, question, turns, history, max_new_tokens,
+                                     temperature):
+            yield shown, kept, ''
 
     gr.on([send.click, question.submit], respond,
           [image, question, turns, chatbot, max_new_tokens, temperature],
