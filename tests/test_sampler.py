@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from unimm.inference.sampler import (CFGSampler, _argmax, cfg_scale_at, draw_tokens,
-                                     filter_logits, reference_generate)
+from unimm.inference.sampler import (SCHEDULES, CFGSampler, _argmax, _Sampling, cfg_scale_at,
+                                     draw_tokens, draw_tokens_knobs, filter_logits,
+                                     reference_generate)
 from unimm.models.mllm.tiny_lm import make_tiny_lm
 from unimm.models.mllm.visual_head import FlatVisualHead
 from unimm.registry import MODELS
@@ -15,15 +16,16 @@ from unimm.registry import MODELS
 @pytest.fixture(scope='module')
 def tiny_generator(tmp_path_factory):
     """A GenerationMLLM on a saved tiny Qwen2 (K = 20, m = 4, 10 image tokens), random
-    weights, no image tokenizer: ``tiny_generator(head_type)``."""
+    weights, no image tokenizer: ``tiny_generator(head_type, **vocabulary)``."""
     folder = make_tiny_lm(tmp_path_factory.mktemp('qwen2'), arch='qwen2', hidden_size=64,
                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                           vocab_size=300)
 
-    def build(head):
+    def build(head, num_semantic=20, sub_codes=4, num_image_tokens=10):
         torch.manual_seed(0)
-        return MODELS.build(dict(type='GenerationMLLM', llm=str(folder), num_semantic=20,
-                                 sub_codes=4, num_image_tokens=10,
+        return MODELS.build(dict(type='GenerationMLLM', llm=str(folder),
+                                 num_semantic=num_semantic, sub_codes=sub_codes,
+                                 num_image_tokens=num_image_tokens,
                                  visual_head=dict(type=head))).eval()
     return build
 
@@ -130,7 +132,7 @@ def test_head_sample_gives_each_half_its_own_logits(tiny_generator, head, rows):
             i = expect_i = head.semantic_logits(hc).argmax(-1)
             expect = [(head.semantic_logits(hc), head.semantic_logits(hu)),
                       (head.sub_logits(hc, i), head.sub_logits(hu, i))]
-            assert torch.equal(ids // head.sub_codes, expect_i)
+            assert torch.equal(head.factorization.split(ids)[0], expect_i)
     assert len(seen) == len(expect)
     for (lc, lu), (ec, eu) in zip(seen, expect):
         torch.testing.assert_close(lc, ec)
@@ -213,7 +215,7 @@ def test_fused_projections_give_hf_hidden_states_and_leave_the_model_as_it_was(
     use are picked up, and outside the block nothing has changed."""
     from transformers import AutoModelForCausalLM, StaticCache
 
-    from unimm.inference.fused import FusedProjections
+    from unimm.inference.fused import FusedProjections, _fused_layer_forward
     folder = make_tiny_lm(tmp_path / arch, arch=arch, hidden_size=64, num_hidden_layers=2,
                           num_attention_heads=4, num_key_value_heads=2, vocab_size=300)
     torch.manual_seed(0)
@@ -244,7 +246,8 @@ def test_fused_projections_give_hf_hidden_states_and_leave_the_model_as_it_was(
         with fused.active():
             layer = llm.model.layers[0]
             attn = layer.self_attn
-            assert type(layer).forward is not classes[type(layer)]  # the fused forward runs
+            assert layer.forward.__func__ is _fused_layer_forward  # this instance's forward
+            assert type(layer).forward is classes[type(layer)]  # its class is untouched
             qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
             torch.testing.assert_close(layer.unimm_qkv_weight,
                                        qkv * layer.input_layernorm.weight)
@@ -258,6 +261,7 @@ def test_fused_projections_give_hf_hidden_states_and_leave_the_model_as_it_was(
             llm.model.layers[1].post_attention_layernorm.weight.mul_(0.5)
     assert set(llm.state_dict()) == keys
     assert all(cls.forward is forward for cls, forward in classes.items())
+    assert not any('forward' in vars(m) for m in llm.modules())
     assert not any(name.startswith('unimm') for name, _ in llm.named_buffers())
 
 
@@ -266,7 +270,8 @@ def test_compiled_decode_step_decodes_greedily_like_the_reference_loop(tiny_gene
     """The decode step through inductor with the default tuning (fused projections,
     grouped attention, combo kernels; on the CPU backend, without the GPU's CUDA graphs)
     decodes greedily exactly as the plain loop, for one prompt (2 rows) and two (4 rows);
-    its sampled draws (inductor's own random stream) repeat for the same seed."""
+    its sampled draws (inductor's own random stream) repeat for the same seed, and other
+    temperatures, scales and schedules run the same graph (no recompile)."""
     model = tiny_generator('FlatVisualHead')
     ids = model.prompt_ids(['a red circle', 'two blue squares'][:prompts])
     uncond = model.prompt_ids([None] * prompts)
@@ -274,6 +279,223 @@ def test_compiled_decode_step_decodes_greedily_like_the_reference_loop(tiny_gene
     assert sampler._step_fn is not sampler._decode_step
     fast = sampler.generate(ids, uncond, cfg_scale=3.0, temperature=0)
     assert torch.equal(fast, reference_generate(model, ids, uncond, cfg_scale=3.0, temperature=0))
+    graphs = torch._dynamo.utils.counters['stats']['unique_graphs']
     drawn = sampler.generate(ids, uncond, seed=1)
     assert torch.equal(sampler.generate(ids, uncond, seed=1), drawn)
     assert not torch.equal(sampler.generate(ids, uncond, seed=2), drawn)
+    sampler.generate(ids, uncond, seed=1, temperature=0.7, cfg_scale=5.0, cfg_schedule='cosine')
+    assert torch._dynamo.utils.counters['stats']['unique_graphs'] == graphs
+
+
+def random_setting(rng, max_batch):
+    """A random call: batch size, guided or not, and every sampling option (top-k / top-p
+    off about half the time, greedy a sixth of it)."""
+    return rng.randint(1, max_batch), rng.random() < 0.8, dict(
+        cfg_scale=rng.choice([1.0, 1.5, 3.0, 7.5]), cfg_schedule=rng.choice(SCHEDULES),
+        temperature=rng.choice([0, 0.5, 0.9, 1.0, 1.3, 2.0]),
+        top_k=rng.choice([0, 0, 1, 3, 17, 1000]), top_p=rng.choice([1.0, 1.0, 0.5, 0.95]),
+        seed=rng.randrange(1000))
+
+
+def test_draw_from_knobs_is_the_reference_draw():
+    """`draw_tokens_knobs` (settings as one tensor, one sort for top-k and top-p) draws the
+    same tokens as `draw_tokens` for the same seed, for every kind of setting; without
+    top-k / top-p its unsorted variant does too."""
+    import random
+    rng = random.Random(0)
+    for trial in range(60):
+        vocab = rng.choice([5, 50, 3000])
+        _, guided, setting = random_setting(rng, 1)
+        opts = _Sampling(**setting)
+        torch.manual_seed(trial)
+        cond = torch.randn(3, vocab) * rng.choice([0.1, 1.0, 5.0])
+        uncond = torch.randn(3, vocab) if guided else None
+        knobs = opts.knobs(7, guided, 'cpu')
+        step = rng.randrange(7)
+        for filtered in {opts.filtered, True}:
+            with torch.random.fork_rng():
+                torch.manual_seed(setting['seed'])
+                want = draw_tokens(cond, uncond, opts.scale(step, 7), opts.temperature,
+                                   opts.top_k, opts.top_p)
+            with torch.random.fork_rng():
+                torch.manual_seed(setting['seed'])
+                got = draw_tokens_knobs(cond, uncond, knobs[step], filtered)
+            assert torch.equal(got, want), (setting, filtered)
+
+
+@pytest.fixture(scope='module')
+def one_layer_generator(tmp_path_factory):
+    """A GenerationMLLM on a 1-layer Qwen2 (K = 8, m = 2, 4 image tokens): quick to trace."""
+    folder = make_tiny_lm(tmp_path_factory.mktemp('qwen2_1'), arch='qwen2', hidden_size=32,
+                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                          vocab_size=300)
+    torch.manual_seed(0)
+    return MODELS.build(dict(type='GenerationMLLM', llm=str(folder), num_semantic=8,
+                             sub_codes=2, num_image_tokens=4)).eval()
+
+
+CAPTIONS = ['a red circle', 'two blue squares and a large green triangle', None, 'a star']
+
+
+def test_compiled_sampler_builds_one_graph_per_bucket_for_any_settings(one_layer_generator):
+    """50 random calls (batch 1-4, guided or not, every sampling option) on one compiled
+    sampler: no error, one graph per batch bucket and draw kind (without / with top-k or
+    top-p), however many settings; each call's images are the reference loop's on its
+    bucket's rows (the batch padded with its last prompt), the padding dropped. (Dynamo's
+    capture and guards are inductor's; the graphs run eagerly here, so draws are the
+    eager RNG's.)"""
+    import random
+    model = one_layer_generator
+    graphs = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    sampler = CFGSampler(model, max_batch=4, max_prompt_len=48, compile=True,
+                         backend=counting_backend)
+    assert sampler.buckets == [1, 2, 4]
+    rng, kinds = random.Random(0), set()
+    for _ in range(50):
+        batch, guided, setting = random_setting(rng, 4)
+        prompts = model.prompt_ids([rng.choice(CAPTIONS) for _ in range(batch)])
+        uncond = model.prompt_ids([None] * batch) if guided else None
+        ids = sampler.generate(prompts, uncond, **setting)
+        bucket = next(b for b in sampler.buckets if b >= batch)
+        kinds.add((bucket, bool(setting['top_k']) or setting['top_p'] < 1))
+        pad = bucket - batch
+        ref = reference_generate(model, prompts + prompts[-1:] * pad,
+                                 uncond and uncond + uncond[-1:] * pad, **setting)
+        assert torch.equal(ids, ref[:batch]), (batch, guided, setting)
+        assert len(graphs) == len(kinds)
+    assert len(kinds) == 2 * len(sampler.buckets)  # the sweep reached every graph
+
+
+def test_samplers_nest_and_alternate_and_leave_other_models_alone(tiny_generator):
+    """Sampler A draws its image while, half-way through (its progress callback), sampler
+    B draws one on another model and a second sampler draws one on A's own model; then
+    they alternate. Every image is its model's reference-loop image, and a third Qwen2
+    model under no sampler keeps its class's layers and its outputs throughout."""
+    first, second, other = (tiny_generator(head) for head in
+                            ('FlatVisualHead', 'FactorizedVisualHead', 'FlatVisualHead'))
+    prompts = first.prompt_ids(['a red circle', 'two blue squares'])
+    uncond = first.prompt_ids([None, None])
+    ref_a = reference_generate(first, prompts, uncond, seed=1)
+    ref_b = reference_generate(second, prompts, uncond, seed=2, top_k=7)
+    a, b = CFGSampler(first, max_batch=2, max_prompt_len=32), \
+        CFGSampler(second, max_batch=2, max_prompt_len=32)
+    a_again = CFGSampler(first, max_batch=2, max_prompt_len=32)
+    layers = list(other.llm.model.layers)
+    own_forward = type(layers[0]).forward
+    probe = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        before = other.llm(probe).logits
+
+    def untouched():
+        with torch.no_grad():
+            same = torch.equal(other.llm(probe).logits, before)
+        return same and type(layers[0]).forward is own_forward and \
+            not any('forward' in vars(layer) for layer in layers)
+
+    nested = []
+
+    def halfway(step, total):
+        if step == total // 2:
+            nested.append(b.generate(prompts, uncond, seed=2, top_k=7))
+            assert untouched()
+            nested.append(a_again.generate(prompts, uncond, seed=1))
+
+    assert torch.equal(a.generate(prompts, uncond, seed=1, progress=halfway), ref_a)
+    assert torch.equal(nested[0], ref_b) and torch.equal(nested[1], ref_a)
+    for sampler, setting, ref in [(b, dict(seed=2, top_k=7), ref_b), (a, dict(seed=1), ref_a),
+                                  (b, dict(seed=2, top_k=7), ref_b)]:
+        assert torch.equal(sampler.generate(prompts, uncond, **setting), ref)
+    assert untouched()
+    for model in (first, second):
+        assert not any('forward' in vars(m) or any(n.startswith('unimm') for n in m._buffers)
+                       for m in model.modules())
+
+
+def visual_heads_probs(model, hidden_cond, hidden_uncond, scale, temperature, top_k, top_p):
+    """The sampler's next-token distribution [N, num_visual] (float64) from direct
+    definitions: guided logits, temperature, `filter_logits`, softmax; the factorized head's
+    as p(i) p(j | i) with both levels guided and filtered."""
+    head = model.visual_head
+
+    def dist(lc, lu):
+        guided = lu.float() + scale * (lc.float() - lu.float())
+        return filter_logits(guided / temperature, top_k, top_p).double().softmax(-1)
+    if isinstance(head, FlatVisualHead):
+        return dist(head.visual_logits(hidden_cond), head.visual_logits(hidden_uncond))
+    semantic = dist(head.semantic_logits(hidden_cond), head.semantic_logits(hidden_uncond))
+    num_semantic = semantic.shape[1]
+    joint = []
+    for i in range(num_semantic):
+        code = torch.full((len(hidden_cond),), i, dtype=torch.long)
+        sub = dist(head.sub_logits(hidden_cond, code), head.sub_logits(hidden_uncond, code))
+        joint.append(semantic[:, i:i + 1] * sub)
+    return torch.cat(joint, 1)  # id i * m + j
+
+
+@torch.no_grad()
+def exact_marginals(model, prompt, uncond, positions, cfg_scale=4.0, temperature=1.0,
+                    top_k=0, top_p=1.0):
+    """P(token at position t) [positions, num_visual] of one guided prompt, summed over
+    every prefix of visual tokens (num_visual ** t of them at position t)."""
+    vocab = model.num_visual
+    prefixes, weights, marginals = [[]], torch.ones(1, dtype=torch.float64), []
+    for t in range(positions):
+        hidden_cond, hidden_uncond = (model.llm.model(input_ids=torch.tensor(
+            [p + [model.text_vocab + v for v in pre] for pre in prefixes])).last_hidden_state[:, -1]
+            for p in (prompt, uncond))
+        probs = visual_heads_probs(model, hidden_cond, hidden_uncond, cfg_scale, temperature,
+                                   top_k, top_p)
+        marginals.append(weights @ probs)
+        weights = (weights[:, None] * probs).flatten()
+        prefixes = [pre + [v] for pre in prefixes for v in range(vocab)]
+    return torch.stack(marginals)
+
+
+def chi_square_pvalues(tokens, marginals, min_expected=5.0):
+    """Per position, the p-value of a chi-square goodness-of-fit test of the token counts
+    against ``marginals`` (rare tokens pooled into one bin of expected count >= 5)."""
+    from scipy.stats import chisquare
+    pvalues = []
+    for t, probs in enumerate(marginals):
+        observed = torch.bincount(tokens[:, t], minlength=len(probs)).double()
+        expected = probs * len(tokens)
+        order = expected.argsort(descending=True)
+        keep = order[expected[order] >= min_expected]
+        rest = order[expected[order] < min_expected]
+        obs = torch.cat([observed[keep], observed[rest].sum().view(1)])
+        exp = torch.cat([expected[keep], expected[rest].sum().view(1)])
+        if exp[-1] < min_expected:  # too little in the pool: fold it into the last bin
+            obs, exp = torch.cat([obs[:-2], obs[-2:].sum().view(1)]), \
+                torch.cat([exp[:-2], exp[-2:].sum().view(1)])
+        assert observed.sum() == len(tokens) and observed[probs == 0].sum() == 0
+        pvalues.append(float(chisquare(obs.numpy(), exp.numpy()).pvalue))
+    return pvalues
+
+
+ALPHA = 1e-3  # per position: a correct sampler fails one of the 3 x 2 tests with p < 0.6 %
+
+
+@pytest.mark.parametrize('head, setting', [
+    ('FlatVisualHead', dict(cfg_scale=3.0, temperature=0.8, top_k=6, top_p=0.9)),
+    ('FactorizedVisualHead', dict(cfg_scale=2.0, temperature=1.0, top_k=3, top_p=0.8))])
+def test_sampled_tokens_follow_the_exact_distribution(tiny_generator, head, setting):
+    """The eager sampler's tokens at each of 3 positions (600 images: 3 seeds x 200
+    prompts) pass a chi-square test at level 1e-3 against the exact marginals (every prefix
+    enumerated over 8 visual ids), and the same counts fail it against the unguided
+    distribution (the test has the power to see a wrong one)."""
+    model = tiny_generator(head, num_semantic=4, sub_codes=2, num_image_tokens=3)
+    with torch.no_grad():  # the flat head's logits x3: guidance and filtering then matter
+        model.llm.lm_head.weight.mul_(3)
+    prompt, uncond = model.prompt_ids(['a red circle', None])
+    sampler = CFGSampler(model, max_batch=200, max_prompt_len=32)
+    tokens = torch.cat([sampler.generate([prompt] * 200, [uncond] * 200, seed=seed, **setting)
+                        for seed in range(3)])
+    exact = exact_marginals(model, prompt, uncond, 3, **setting)
+    assert min(chi_square_pvalues(tokens, exact)) > ALPHA
+    unguided = exact_marginals(model, prompt, uncond, 3, **dict(setting, cfg_scale=1.0))
+    assert max(chi_square_pvalues(tokens, unguided)) < ALPHA

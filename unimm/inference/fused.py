@@ -8,10 +8,13 @@ use: the same tensors each time, so compiled graphs and CUDA graphs keep their a
 and weights trained since are picked up). Within `active` the decoder layers run as
 q/k/v (normalising x itself), attention, o (+ residual), gate/up (normalising, SiLU * up)
 and down (+ residual), each through `gemv_rows`: a Triton matrix-vector kernel at a few
-rows on a GPU, torch otherwise. Other layers and classes are untouched.
+rows on a GPU, torch otherwise. Only this model's layer instances change (their own
+``forward`` attribute and buffers, restored on exit, so uses nest); the decoder layer
+classes, and so every other model in the process, are untouched.
 """
 import contextlib
 import sys
+import types
 
 import torch
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -21,7 +24,6 @@ from unimm.inference.gemv import gemv_rows
 LAYERS = ('Qwen2DecoderLayer', 'LlamaDecoderLayer')
 QKV, QKV_BIAS, GATE_UP, GATE_UP_BIAS = ('unimm_qkv_weight', 'unimm_qkv_bias',
                                         'unimm_gate_up_weight', 'unimm_gate_up_bias')
-_ORIGINAL_FORWARD = {}  # class -> its own forward, while patched
 
 
 def _attention(attn, qkv, position_embeddings, attention_mask, cache, **kwargs):
@@ -48,7 +50,7 @@ def _fused_layer_forward(self, hidden_states, attention_mask=None, position_ids=
     four `gemv_rows` products and the attention between them."""
     cache = cache if cache is not None else past_key_values
     if QKV not in self._buffers:
-        return _ORIGINAL_FORWARD[type(self)](
+        return type(self).forward(
             self, hidden_states, attention_mask=attention_mask, position_ids=position_ids,
             cache=cache, use_cache=use_cache, position_embeddings=position_embeddings,
             **kwargs)
@@ -99,6 +101,11 @@ class FusedProjections:
                                     layer.post_attention_layernorm,
                                     (mlp.gate_proj, mlp.up_proj)))
         self.tensors = None
+        # one bound fused forward per layer, the same object on every use (a compiled step
+        # that reads it keeps its guards)
+        self._forwards = {}
+        for layer, _, _, _ in self.groups:
+            self._forwards.setdefault(layer, types.MethodType(_fused_layer_forward, layer))
 
     @torch.no_grad()
     def refresh(self):
@@ -118,22 +125,30 @@ class FusedProjections:
 
     @contextlib.contextmanager
     def active(self):
-        """Within the block the model's Qwen2 / LLaMA decoder layers run on the fused
-        weights (refreshed on entry); on exit the model is as it was."""
+        """Within the block this model's Qwen2 / LLaMA decoder layers run on the fused
+        weights (refreshed on entry): each layer instance gets the fused ``forward`` as its
+        own attribute and the fused tensors as buffers. On exit each layer gets back what
+        it had on entry (so a nested use, even on the same model, unwinds to the outer
+        one's state); the classes are never changed."""
         self.refresh()
-        classes = {type(layer) for layer, _, _, _ in self.groups}
-        for cls in classes:
-            _ORIGINAL_FORWARD[cls] = cls.forward
-            cls.forward = _fused_layer_forward
-        for (layer, names, _, _), tensors in zip(self.groups, self.tensors):
-            for name, t in zip(names, tensors):
+        names = (QKV, QKV_BIAS, GATE_UP, GATE_UP_BIAS)
+        saved = [(layer, layer.__dict__.get('forward'),
+                  {n: layer._buffers[n] for n in names if n in layer._buffers})
+                 for layer in self._forwards]
+        for layer, forward in self._forwards.items():
+            layer.forward = forward  # an instance attribute, found before the class's method
+        for (layer, group_names, _, _), tensors in zip(self.groups, self.tensors):
+            for name, t in zip(group_names, tensors):
                 if t is not None:
                     layer.register_buffer(name, t, persistent=False)
         try:
             yield self.llm
         finally:
-            for layer, names, _, _ in self.groups:
+            for layer, forward, buffers in reversed(saved):
                 for name in names:
                     layer._buffers.pop(name, None)
-            for cls in classes:
-                cls.forward = _ORIGINAL_FORWARD.pop(cls)
+                layer._buffers.update(buffers)
+                if forward is None:
+                    del layer.forward
+                else:
+                    layer.forward = forward

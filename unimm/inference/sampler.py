@@ -8,6 +8,7 @@ dynamic cache, eager). Both draw through `draw_tokens`, so with the same seed th
 logits give the same tokens.
 """
 import contextlib
+import inspect
 import math
 
 import torch
@@ -60,6 +61,47 @@ def draw_tokens(logits_cond, logits_uncond, scale, temperature=1.0, top_k=0, top
     return _argmax(logits - torch.empty_like(logits).exponential_().log())
 
 
+# a decode step's sampling settings as one float tensor (`_Sampling.knobs`): read inside the
+# compiled step as data, so no value of them is a guard of the graph (no recompile per setting)
+SCALE, TEMPERATURE, GREEDY, TOP_K, TOP_P, GUIDED = range(6)
+
+
+def draw_tokens_knobs(logits_cond, logits_uncond, knobs, filtered=True):
+    """`draw_tokens` with its settings in ``knobs`` (a [6] tensor: guidance scale,
+    temperature, greedy flag, top-k, top-p, guided flag; see `_Sampling.knobs`), the same
+    tokens for the same RNG state. Greedy and guidance are flags (both branches are
+    computed, one is kept); top-k is the k-th largest value of one sort (k clamped to the
+    row: top_k 0 is k = vocabulary size), top-p the same prefix rule on that sort (p = inf:
+    off). ``filtered=False`` leaves the sort out (top-k / top-p must be off): a full sort
+    of 196,608 logits per step costs more than the rest of the draw."""
+    logits = logits_cond.float()
+    if logits_uncond is not None:
+        uncond = logits_uncond.float()
+        logits = torch.where(knobs[GUIDED] > 0, uncond + knobs[SCALE] * (logits - uncond),
+                             logits)
+    greedy = _argmax(logits)
+    logits = logits / knobs[TEMPERATURE]
+    if filtered:
+        logits = _filter_by_knobs(logits, knobs[TOP_K], knobs[TOP_P])
+    sampled = _argmax(logits - torch.empty_like(logits).exponential_().log())
+    return torch.where(knobs[GREEDY] > 0, greedy, sampled)
+
+
+def _filter_by_knobs(logits, top_k, top_p):
+    """`filter_logits` with 0-d tensor settings (top_k >= vocabulary size or top_p = inf:
+    off), from one descending sort: the top-k threshold is the k-th sorted value, and the
+    sorted row with it applied is the sorted row `filter_logits` takes top-p on."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    k = top_k.clamp(1, logits.shape[-1]).long() - 1
+    kth = sorted_logits.gather(-1, k.expand(logits.shape[0], 1))
+    logits = logits.masked_fill(logits < kth, float('-inf'))
+    sorted_logits = sorted_logits.masked_fill(sorted_logits < kth, float('-inf'))
+    probs = sorted_logits.softmax(-1)
+    drop_sorted = (probs.cumsum(-1) - probs) >= top_p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float('-inf'))
+
+
 def _argmax(x, chunk=2048):
     """``x.argmax(-1)`` as two reductions (within chunks, then across), so a GPU spreads
     one long row over many blocks instead of one."""
@@ -110,6 +152,25 @@ class _Sampling:
     def scale(self, step, num_steps):
         return cfg_scale_at(step, num_steps, self.cfg_scale, self.cfg_schedule)
 
+    @property
+    def filtered(self):
+        """Whether top-k or top-p is on (the draw then sorts the logits)."""
+        return bool(self.top_k) or self.top_p < 1
+
+    def knobs(self, num_steps, guided, device):
+        """The settings of every decode step as rows of `draw_tokens_knobs`' ``knobs``
+        [num_steps, 6] on ``device`` (up front: a host value per step would sync)."""
+        greedy = self.temperature == 0
+        row = [0.0] * 6
+        row[TEMPERATURE] = 1.0 if greedy else self.temperature
+        row[GREEDY], row[GUIDED] = float(greedy), float(guided)
+        row[TOP_K] = self.top_k or float('inf')
+        row[TOP_P] = self.top_p if self.top_p < 1 else float('inf')
+        rows = [list(row) for _ in range(num_steps)]
+        for step, r in enumerate(rows):
+            r[SCALE] = self.scale(step, num_steps)
+        return torch.tensor(rows, dtype=torch.float32, device=device)
+
 
 def _split(hidden, batch, guided):
     return (hidden[:batch], hidden[batch:]) if guided else (hidden, None)
@@ -155,25 +216,54 @@ COMPILE_TUNING = {
 }
 
 
+def batch_buckets(max_batch):
+    """The batch sizes the compiled step is built for: powers of two below ``max_batch``,
+    and ``max_batch`` itself."""
+    sizes, b = [], 1
+    while b < max_batch:
+        sizes.append(b)
+        b *= 2
+    return sizes + [max_batch]
+
+
+def _compile_step(fn, limit, **kwargs):
+    """``torch.compile(fn)`` with its own budget of ``limit`` graphs where torch has
+    per-call budgets (``isolate_recompiles``): dynamo otherwise counts recompiles per code
+    object, i.e. over every sampler in the process, against one limit (8 by default)."""
+    if 'isolate_recompiles' in inspect.signature(torch.compile).parameters:
+        kwargs.update(isolate_recompiles=True, recompile_limit=limit)
+    return torch.compile(fn, **kwargs)
+
+
 class CFGSampler:
     """Fast CFG sampling for a `GenerationMLLM`-like model (``llm``, ``visual_head``,
     ``text_vocab``, ``num_image_tokens``, ``tokenizer``).
 
     The KV cache is an HF `StaticCache` sized for ``max_batch`` prompts (x2 rows with
     guidance) of up to ``max_prompt_len`` tokens plus the image; on CUDA the decode
-    step is compiled with CUDA graphs (``torch.compile`` options ``COMPILE_TUNING[tuning]``),
-    with guidance and sampling inside the graph, whose draws come from inductor's random
-    stream (same seed, same tokens; not the eager RNG's). ``compile=False`` runs the same
-    step eagerly (the CPU default), which draws exactly like `reference_generate`.
+    step is compiled with CUDA graphs (``torch.compile`` options ``COMPILE_TUNING[tuning]``,
+    ``backend``), with guidance and sampling inside the graph, whose draws come from
+    inductor's random stream (same seed, same tokens; not the eager RNG's).
+
+    Compiled, a call never recompiles for its settings: they enter the graph as a tensor
+    (`draw_tokens_knobs`), and a batch runs in the smallest of `batch_buckets` (max_batch)
+    that holds it, padded with copies of its last prompt whose images are dropped; calls
+    without guidance run with their own prompts as the unconditional rows and guidance
+    off. So a sampler builds at most one graph per bucket without top-k / top-p and one
+    with (which sorts the logits every step), each bucket with its own cache.
+    ``compile=False`` runs the same step eagerly on the rows as given (the CPU default),
+    which draws exactly like `reference_generate`.
+
     ``gqa_decode`` runs attention through `gqa_decode_attention` (no ``repeat_kv`` of
     the cache); False keeps HF's SDPA (a benchmark comparison). ``fuse_projections``
-    runs each decoder layer as four weight products on norm-scaled, concatenated weights,
-    through a Triton matrix-vector kernel at batch 1 on a GPU (`FusedProjections`,
-    `gemv_rows`; docs/performance.md; costs the memory of the q/k/v and gate/up weights
-    once more)."""
+    runs each decoder layer of this model as four weight products on norm-scaled,
+    concatenated weights, through a Triton matrix-vector kernel at batch 1 on a GPU
+    (`FusedProjections`, `gemv_rows`; docs/performance.md; costs the memory of the q/k/v
+    and gate/up weights once more)."""
 
     def __init__(self, model, max_batch=1, max_prompt_len=128, compile=None,
-                 tuning='coordinate_descent', gqa_decode=True, fuse_projections=True):
+                 tuning='coordinate_descent', gqa_decode=True, fuse_projections=True,
+                 backend='inductor'):
         if tuning not in COMPILE_TUNING:
             raise ValueError(f'tuning {tuning!r} is not one of {sorted(COMPILE_TUNING)}')
         self.model = model
@@ -183,21 +273,37 @@ class CFGSampler:
         self.fused = FusedProjections(model.llm) if fuse_projections else None
         self.device = model.llm.device
         self.compile = self.device.type == 'cuda' if compile is None else compile
-        self._cache = None
-        self._step_fn = torch.compile(self._decode_step, fullgraph=True, dynamic=False,
-                                      options=COMPILE_TUNING[tuning]) \
-            if self.compile else self._decode_step
+        self.buckets = batch_buckets(max_batch)
+        self._caches = {}  # rows -> StaticCache
+        if self.compile:
+            options = COMPILE_TUNING[tuning] if backend == 'inductor' else None
+            # unfiltered and filtered draws: two compiled steps, each one graph per bucket
+            # (a budget of twice that, so an unforeseen guard costs a compile, not an error)
+            self._steps = {filtered: _compile_step(
+                self._decode_step, 2 * len(self.buckets), fullgraph=True, dynamic=False,
+                backend=backend, options=options) for filtered in (False, True)}
+        else:
+            self._steps = {False: self._decode_step, True: self._decode_step}
+
+    @property
+    def _step_fn(self):
+        """The decode step as it runs after the first token (compiled or not)."""
+        return self._steps[False]
 
     def _cache_for(self, rows):
+        """The static cache for ``rows`` rows, reset: one per bucket when compiled (the
+        graphs read its tensors), the last one only when eager."""
         from transformers import StaticCache
-        if self._cache is None or self._cache_rows != rows:
-            llm = self.model.llm
+        cache = self._caches.get(rows)
+        if cache is None:
+            if not self.compile:
+                self._caches.clear()
             # its layers allocate [rows, heads, max_len, dim] on the first (prefill) update
-            self._cache = StaticCache(config=llm.config, max_cache_len=self.max_len)
-            self._cache_rows = rows
+            cache = self._caches[rows] = StaticCache(config=self.model.llm.config,
+                                                     max_cache_len=self.max_len)
         else:
-            self._cache.reset()
-        return self._cache
+            cache.reset()
+        return cache
 
     @property
     def max_len(self):
@@ -206,11 +312,25 @@ class CFGSampler:
         unaligned kernels); the mask hides the spare slots."""
         return -(-(self.max_prompt_len + self.model.num_image_tokens) // 64) * 64
 
-    def _decode_step(self, token_ids, positions, mask, scale, cache, batch, guided):
+    def _decode_step(self, token_ids, positions, mask, knobs, cache, batch, guided, filtered):
         out = self.model.llm.model(input_ids=token_ids, attention_mask=mask,
                                    position_ids=positions, cache=cache, use_cache=True)
         hc, hu = _split(out.last_hidden_state[:, -1], batch, guided)
-        return self.model.visual_head.sample(hc, hu, self._opts.draw(scale))
+        return self.model.visual_head.sample(
+            hc, hu, lambda lc, lu: draw_tokens_knobs(lc, lu, knobs, filtered))
+
+    def _layout(self, prompts, uncond):
+        """(rows, batch rows, guided rows): the rows as given when eager; when compiled the
+        bucket's rows (prompts padded with copies of the last one, then their unconditional
+        rows, or the prompts again when there are none)."""
+        if not self.compile:
+            return _rows(prompts, uncond), len(prompts), uncond is not None
+        _rows(prompts, uncond)  # checks them
+        bucket = next(b for b in self.buckets if b >= len(prompts))
+        pad = bucket - len(prompts)
+        cond = list(prompts) + [prompts[-1]] * pad
+        other = cond if uncond is None else list(uncond) + [uncond[-1]] * pad
+        return cond + other, bucket, True
 
     @torch.no_grad()
     def generate(self, prompts, uncond=None, progress=None, **sampling):
@@ -220,10 +340,10 @@ class CFGSampler:
         page's progress bar); it runs on the host between steps and changes no draw."""
         opts = _Sampling(**sampling)
         model, n = self.model, self.model.num_image_tokens
-        rows = _rows(prompts, uncond)
-        batch, guided = len(prompts), uncond is not None
+        batch = len(prompts)
         if batch > self.max_batch:
             raise ValueError(f'{batch} prompts exceed max_batch={self.max_batch}')
+        rows, step_batch, guided = self._layout(prompts, uncond)
         ids, mask, positions = _left_pad(rows, model.tokenizer.pad_token_id or 0, self.device)
         length = ids.shape[1]
         if length > self.max_prompt_len:
@@ -232,15 +352,15 @@ class CFGSampler:
         cache = self._cache_for(len(rows))
         full_mask = mask.new_zeros(len(rows), self.max_len)
         full_mask[:, :length] = mask
-        self._opts = opts
-        out_ids = torch.empty(batch, n, dtype=torch.long, device=self.device)
-        # on the device up front: a host scalar per step would sync the stream
-        scales = torch.tensor([opts.scale(step, n) for step in range(n)], device=self.device)
+        out_ids = torch.empty(step_batch, n, dtype=torch.long, device=self.device)
+        knobs = opts.knobs(n, uncond is not None, self.device)
+        step_fn, filtered = self._steps[opts.filtered], opts.filtered
         with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []), \
                 gqa_decode_attention_for(model.llm, self.gqa_decode), \
                 (self.fused.active() if self.fused else contextlib.nullcontext()):
             torch.manual_seed(opts.seed)
-            g = self._decode_step(ids, positions, full_mask, scales[0], cache, batch, guided)
+            g = self._decode_step(ids, positions, full_mask, knobs[0], cache, step_batch,
+                                  guided, filtered)
             positions = positions[:, -1:].clone()
             for step in range(1, n):
                 if progress is not None:
@@ -249,10 +369,11 @@ class CFGSampler:
                 full_mask[:, length + step - 1] = 1
                 positions += 1
                 token = (model.text_vocab + g).repeat(2 if guided else 1)[:, None]
-                g = self._step_fn(token, positions, full_mask, scales[step], cache, batch, guided)
+                g = step_fn(token, positions, full_mask, knobs[step], cache, step_batch,
+                            guided, filtered)
                 if self.compile:
                     g = g.clone()  # the graph's output buffer is overwritten by the next replay
             out_ids[:, n - 1] = g
         if progress is not None:
             progress(n, n)
-        return out_ids
+        return out_ids[:batch]
