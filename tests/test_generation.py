@@ -1,6 +1,8 @@
 """GenerationMLLM and its visual heads on a tiny Qwen2 without an image tokenizer (the
 pre-tokenised / benchmark configuration): sequence layout, loss targets, caption drop,
 packing, heads, save/load."""
+import json
+
 import pytest
 import torch
 
@@ -95,8 +97,8 @@ def test_flat_head_is_the_visual_slice_of_the_lm_head(tiny_qwen2):
 
 
 def test_factorized_head_is_a_normalised_distribution_over_k_times_m():
-    head = MODELS.build(dict(type='FactorizedVisualHead', hidden_size=16, num_semantic=K,
-                             sub_codes=M))
+    head = MODELS.build(dict(type='FactorizedVisualHead', hidden_size=16, num_visual=K * M,
+                             factorization=(K, M)))
     hidden = torch.randn(4, 16)
     every = torch.arange(K * M)
     logp = torch.stack([head.log_prob(h.expand(K * M, 16), every) for h in hidden])
@@ -113,8 +115,8 @@ def test_factorized_head_is_a_normalised_distribution_over_k_times_m():
 
 
 def test_factorized_head_guidance_reaches_both_levels():
-    head = MODELS.build(dict(type='FactorizedVisualHead', hidden_size=16, num_semantic=K,
-                             sub_codes=M))
+    head = MODELS.build(dict(type='FactorizedVisualHead', hidden_size=16, num_visual=K * M,
+                             factorization=(K, M)))
     seen = []
 
     def draw(lc, lu):
@@ -156,3 +158,10 @@ def test_save_load_round_trip(tiny_qwen2, tmp_path, head):
         assert k == k2 and torch.equal(a, b), k
     b = batch()
     assert torch.equal(model(b)['loss'], loaded(b)['loss'])
+    # an export written before num_visual existed names the vocabulary by K and m alone
+    config = tmp_path / 'export' / 'config.json'
+    old = json.loads(config.read_text())
+    assert old.pop('num_visual') == K * M and (old['num_semantic'], old['sub_codes']) == (K, M)
+    config.write_text(json.dumps(old))
+    assert torch.equal(type(model).from_pretrained(str(tmp_path / 'export'))(b)['loss'],
+                       loaded(b)['loss'])

@@ -46,7 +46,7 @@ def test_pretokenized_shards_round_trip(t2i_config, demo_tokenizer, tmp_path):
 def test_images_and_visual_ids_train_the_same(t2i_config, demo_tokenizer):
     _, llm = t2i_config
     model = MODELS.build(dict(type='GenerationMLLM', llm=llm, image_tokenizer=demo_tokenizer))
-    assert (model.num_semantic, model.sub_codes, model.num_image_tokens) == (256, 12, 64)
+    assert (model.num_visual, model.factorization, model.num_image_tokens) == (3072, (256, 12), 64)
     source = ShapesCaptionDataset(start=100000, length=4)
     images = torch.stack([source[i]['image'] for i in range(4)])
     texts = [source[i]['text'] for i in range(4)]
@@ -72,5 +72,6 @@ def test_export_with_tokenizer_reloads_and_generates(t2i_config, demo_tokenizer,
     out = run_tool('generate', config, export, '--prompt', 'a photo of a red circle', '--n', 2,
                    '--out', tmp_path / 'png', '--cfg-scale', 2.0)
     assert sorted(os.listdir(tmp_path / 'png')) == ['a_photo_of_a_red_circle_0.png',
-                                                    'a_photo_of_a_red_circle_1.png']
+                                                    'a_photo_of_a_red_circle_1.png',
+                                                    'grid.png', 'samples.jsonl']
     assert 'a_photo_of_a_red_circle_1.png' in out

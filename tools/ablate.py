@@ -185,7 +185,8 @@ class Ablation:
                 '--work-dir', os.path.join(run_dir, 'eval')])
             entry['recon_settings'] = recon_settings
             entry.update(tokenizer_facts(self.export(key), cfg['model'].get('init_from'),
-                                         cfg['test_cfg']['recon']))
+                                         cfg['test_cfg']['recon']),
+                         fusion=cfg['model'].get('fusion'))  # the recipe's (SemHiTok's)
             self.save()
         return key
 
@@ -234,20 +235,19 @@ def run_probe(vision, probe_cfg):
 
 @torch.no_grad()
 def tokenizer_facts(export, spc_export, recon_cfg):
-    """The trained tokenizer's fusion and m (SemHiTok; else None), and whether its semantic
-    ids (``id // m``) equal those of the stage-1 export it was built on, on the recon
-    images (None without a stage-1 export)."""
+    """The trained tokenizer's m (SemHiTok's sub-codes; else None), and whether its
+    semantic ids equal those of the stage-1 export it was built on, on the recon images
+    (None without a stage-1 export)."""
     model = load_unimm_folder(export, 'ablation run').eval()
-    facts = dict(fusion=getattr(model, 'fusion', None),
-                 sub_codes=getattr(model, 'sub_codes', None), semantic_ids_identical=None)
+    facts = dict(sub_codes=model.factorization.sub_codes if model.factorization else None,
+                 semantic_ids_identical=None)
     if spc_export:
         spc = load_unimm_folder(spc_export, 'its stage-1 SPC').eval()
         loader = torch.utils.data.DataLoader(DATASETS.build(recon_cfg['dataset']),
                                              batch_size=recon_cfg['batch_size'])
         facts['semantic_ids_identical'] = True
         for batch in loader:
-            ids = model.encode(batch['image'])
-            semantic = ids // model.sub_codes if model.sub_codes else ids
+            semantic = model.semantic_ids(model.encode(batch['image']))
             if not torch.equal(semantic, spc.encode(batch['image'])):
                 facts['semantic_ids_identical'] = False
     return facts

@@ -77,36 +77,35 @@ def semhitok_paper_config():
                         perceptual_weight=0.0, lpips=None))
 
 
-def semhitok_paper_shape(device, dtype):
-    from unimm.registry import MODELS
-    model = MODELS.build(semhitok_paper_config())
-    return model.to(device=device, dtype=dtype).eval()
-
-
 def bench_tokenizer(batch):
+    from unimm.registry import MODELS
     device, dtype = torch.device('cuda'), torch.bfloat16
-    model = semhitok_paper_shape(device, dtype)
+    cfg = semhitok_paper_config()
+    model = MODELS.build(cfg).to(device=device, dtype=dtype).eval()
+    # the raw stack and the SGHC quantizer alone: the same components, built on their own
+    parts = {k: MODELS.build(cfg[k]).to(device=device, dtype=dtype).eval()
+             for k in ('semantic_encoder', 'pixel_encoder', 'pixel_quantizer', 'pixel_decoder')}
+    sghc = parts['pixel_quantizer']
     x = torch.rand(batch, 3, 256, 256, device=device, dtype=dtype) * 2 - 1
     with torch.inference_mode():
         ids = model.encode(x)
         t_encode = timed(lambda: model.encode(x))
         t_decode = timed(lambda: model.decode(ids))
         # the raw stack: the same networks, no projection, quantizers or fusion
-        enc_s, enc_p = model.semantic_encoder.model, model.pixel_encoder
+        enc_s, enc_p = parts['semantic_encoder'].model, parts['pixel_encoder']
         codes = torch.randn(batch, 256, 64, device=device, dtype=dtype)
         t_raw_encode = timed(lambda: (enc_s(pixel_values=x), enc_p(x)))
-        t_raw_decode = timed(lambda: model.pixel_decoder(codes))
+        t_raw_decode = timed(lambda: parts['pixel_decoder'](codes))
         # SGHC quantization alone, at the encode's token count
         z = enc_p(x)
-        sem_ids = ids // 12
-        t_sghc = timed(lambda: model.pixel_quantizer(z, semantic_ids=sem_ids))
+        sem_ids = model.semantic_ids(ids)
+        t_sghc = timed(lambda: sghc(z, semantic_ids=sem_ids))
         # hierarchical vs flat search at 16,384 tokens, d = 32
-        table = model.pixel_quantizer.codes(torch.arange(16384 * 12, device=device)).float()
+        table = sghc.codes(torch.arange(16384 * 12, device=device)).float()
         zf = torch.randn(16384, 32, device=device)
         si = torch.randint(0, 16384, (16384,), device=device)
         t_flat = timed(lambda: torch.cdist(zf, table).argmin(-1), iters=5, warmup=2)
-        t_hier = timed(lambda: model.pixel_quantizer(zf.view(1, -1, 32).to(dtype),
-                                                     semantic_ids=si.view(1, -1)))
+        t_hier = timed(lambda: sghc(zf.view(1, -1, 32).to(dtype), semantic_ids=si.view(1, -1)))
     return {
         'device': torch.cuda.get_device_name(), 'batch': batch, 'dtype': 'bf16',
         'encode_img_s': batch / t_encode, 'decode_img_s': batch / t_decode,

@@ -195,11 +195,10 @@ def train(only, parallel, options):
 
 
 def semantic_ids_identical(tokenizer, spc, images):
-    """Share of patches whose semantic id (global id // m) equals the stage-1 export's id."""
+    """Share of patches whose semantic id equals the stage-1 export's id."""
     import torch
     with torch.no_grad():
-        ids = tokenizer.encode(images)
-        sem = ids // tokenizer.sub_codes if tokenizer.sub_codes else ids
+        sem = tokenizer.semantic_ids(tokenizer.encode(images))
         return (sem == spc.encode(images)).float().mean().item()
 
 

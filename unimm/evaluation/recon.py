@@ -24,15 +24,15 @@ def save_grid(originals, recons, path, n=16):
     Image.fromarray(grid.numpy()).save(path)
 
 
-def codebook_usage(ids, vocab_size, sub_codes=None):
-    """Fraction of the tokenizer's ``vocab_size`` ids in use; with SemHiTok's ``sub_codes``
-    (m) also of the semantic codes (``id // m``) and of the m sub-codes of each semantic
-    code that was used at all."""
+def codebook_usage(ids, vocab_size, factorization=None):
+    """Fraction of the tokenizer's ``vocab_size`` ids in use; with a ``factorization`` (K, m)
+    (SemHiTok's) also of the K semantic codes and of the m sub-codes of each semantic code
+    that was used at all."""
     used = torch.zeros(vocab_size, dtype=torch.bool)
     used[ids.flatten().cpu()] = True
     out = {'usage_global': used.float().mean().item()}
-    if sub_codes:
-        per_code = used.view(-1, sub_codes)
+    if factorization:
+        per_code = used.view(factorization)
         active = per_code.any(1)
         out.update(usage_semantic=active.float().mean().item(),
                    usage_subcodes=per_code[active].float().mean().item() if active.any()
@@ -91,7 +91,7 @@ class ReconstructionEvaluator:
         if fid is not None:
             results['rfid'] = fid.compute()
         results.update(codebook_usage(torch.cat(all_ids), model.vocab_size,
-                                      getattr(model, 'sub_codes', None)))
+                                      model.factorization))
         results['num_images'] = n
         if work_dir:
             path = os.path.join(work_dir, 'recon_grid.png')

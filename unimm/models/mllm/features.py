@@ -25,8 +25,8 @@ class _FrozenFeatures(PretrainedMixin, nn.Module):
 
 @MODELS.register_module()
 class TokenizerFeatures(_FrozenFeatures):
-    """``tokenizer.features(images)`` of a frozen unimm tokenizer (SemHiTok or any baseline
-    of ``models/tokenizers/``: each exposes ``features_dim``, ``num_tokens``, ``image_size``).
+    """``tokenizer.features(images)`` of a frozen `ImageTokenizer` (SemHiTok or any baseline
+    of ``models/tokenizers/``).
 
     Args:
         tokenizer: its export folder, or a registry config (random weights; benchmarks).
@@ -60,8 +60,8 @@ class TokenizerFeatures(_FrozenFeatures):
         return self.tokenizer.features(images)
 
     def export_config(self):
-        return dict(type='TokenizerFeatures', tokenizer=self.tokenizer.export_config(),
-                    llm_features=getattr(self.tokenizer, 'llm_features', None))
+        # the tokenizer's export config holds any llm_features override it was built with
+        return dict(type='TokenizerFeatures', tokenizer=self.tokenizer.export_config())
 
 
 @MODELS.register_module()

@@ -1,5 +1,6 @@
-"""Text-to-image generation on a discrete image tokenizer (SemHiTok): an HF causal LM
-whose vocabulary is extended by the K*m visual tokens plus ``<boi>`` / ``<eoi>``.
+"""Text-to-image generation on a discrete image tokenizer (any `ImageTokenizer`: SemHiTok
+or a baseline): an HF causal LM whose vocabulary is extended by the tokenizer's
+``vocab_size`` visual tokens plus ``<boi>`` / ``<eoi>``.
 
 Sequence: [bos] caption ``<boi>`` visual tokens (raster order) ``<eoi>``; the loss is
 the visual head's cross-entropy on the visual tokens only (``<eoi>`` is not a target:
@@ -21,6 +22,7 @@ from torch import nn
 
 from unimm.models.base import PretrainedMixin, load_unimm_folder
 from unimm.models.mllm.llm import enable_gradient_checkpointing, load_llm
+from unimm.models.tokenizers.base import IdFactorization
 from unimm.registry import MODELS
 
 LLM_HINT = ('Download the LLM (e.g. Qwen2.5-3B) to a local folder and name it in the config; '
@@ -32,17 +34,29 @@ def load_image_tokenizer(folder, what='GenerationMLLM.image_tokenizer'):
     tokenizer = load_unimm_folder(
         folder, what,
         hint='Train one (bash tools/run_demo.sh for the demo), or pass image_tokenizer=None '
-             'with num_semantic, sub_codes and num_image_tokens to train on pre-tokenised '
-             'shards (tools/pretokenize.py)')
+             'with num_visual (or num_semantic and sub_codes) and num_image_tokens to train '
+             'on pre-tokenised shards (tools/pretokenize.py)')
     tokenizer.requires_grad_(False)
     return tokenizer.eval()
 
 
-def tokenizer_vocabulary(tok):
-    """num_semantic (K), sub_codes (m) and num_image_tokens (h*w) of a SemHiTok-like tokenizer."""
-    h, w = tok.semantic_encoder.grid_size
-    return dict(num_semantic=tok.pixel_quantizer.num_semantic_codes, sub_codes=tok.sub_codes,
-                num_image_tokens=h * w)
+def given_vocabulary(num_visual, num_semantic, sub_codes, num_image_tokens):
+    """The visual vocabulary a config names: ``num_visual`` ids (default K*m), the
+    factorisation (K, m) when both are given, and ``num_image_tokens``; None where unset."""
+    if (num_semantic is None) != (sub_codes is None):
+        raise ValueError(f'give both num_semantic and sub_codes, or neither (got '
+                         f'{num_semantic}, {sub_codes})')
+    factorization = IdFactorization(num_semantic, sub_codes) if sub_codes else None
+    if num_visual is None and factorization:
+        num_visual = num_semantic * sub_codes
+    return dict(num_visual=num_visual, factorization=factorization,
+                num_image_tokens=num_image_tokens)
+
+
+def tokenizer_vocabulary(tokenizer):
+    """The visual vocabulary of an `ImageTokenizer`."""
+    return dict(num_visual=tokenizer.vocab_size, factorization=tokenizer.factorization,
+                num_image_tokens=tokenizer.num_tokens)
 
 
 class VisualVocabularyMixin:
@@ -58,15 +72,14 @@ class VisualVocabularyMixin:
     LLM_FOLDER, TOKENIZER_FOLDER = 'llm', 'image_tokenizer'
     FOLDER_PREFIXES = ('llm.', 'image_tokenizer.')  # state-dict keys saved in sub-folders
 
-    def _init_visual_vocabulary(self, image_tokenizer, num_semantic, sub_codes,
-                                num_image_tokens, text_vocab, visual_head, uncond_prob,
-                                max_caption_tokens, pack_length):
+    def _init_visual_vocabulary(self, image_tokenizer, text_vocab, visual_head, uncond_prob,
+                                max_caption_tokens, pack_length, given=None):
         """``image_tokenizer``: an export folder, an already loaded tokenizer module (kept
-        with ``image_tokenizer_folder`` set by the caller), or None (pre-tokenised data)."""
+        with ``image_tokenizer_folder`` set by the caller), or None (pre-tokenised data);
+        ``given``: the config's `given_vocabulary`, checked against the tokenizer's."""
         name = type(self).__name__
         self.image_tokenizer = None
-        given = dict(num_semantic=num_semantic, sub_codes=sub_codes,
-                     num_image_tokens=num_image_tokens)
+        given = given or given_vocabulary(None, None, None, None)
         if isinstance(image_tokenizer, str):
             self._image_tokenizer_folder = image_tokenizer
             image_tokenizer = load_image_tokenizer(image_tokenizer, f'{name}.image_tokenizer')
@@ -77,20 +90,19 @@ class VisualVocabularyMixin:
             if clash:
                 raise ValueError(f'{name}: {clash} (given, image tokenizer) disagree')
             given = found
-        elif None in given.values():
-            raise ValueError(f'{name}: without image_tokenizer, give num_semantic, '
-                             f'sub_codes and num_image_tokens (got {given})')
-        self.num_semantic, self.sub_codes = given['num_semantic'], given['sub_codes']
+        elif given['num_visual'] is None or given['num_image_tokens'] is None:
+            raise ValueError(f'{name}: without image_tokenizer, give num_visual (or '
+                             f'num_semantic and sub_codes) and num_image_tokens (got {given})')
+        self.num_visual, self.factorization = given['num_visual'], given['factorization']
         self.num_image_tokens = given['num_image_tokens']
-        self.num_visual = self.num_semantic * self.sub_codes
         self.text_vocab = text_vocab or self.llm.get_input_embeddings().num_embeddings
         self.boi_id = self.text_vocab + self.num_visual
         self.eoi_id = self.boi_id + 1
         if self.llm.get_input_embeddings().num_embeddings != self.eoi_id + 1:
             self.llm.resize_token_embeddings(self.eoi_id + 1, mean_resizing=False)
         self.visual_head = MODELS.build(visual_head, default_args=dict(
-            hidden_size=self.llm.config.hidden_size, num_semantic=self.num_semantic,
-            sub_codes=self.sub_codes))
+            hidden_size=self.llm.config.hidden_size, num_visual=self.num_visual,
+            factorization=self.factorization))
         self.visual_head.attach(self.llm, self.text_vocab)
         if not 0 <= uncond_prob <= 1:
             raise ValueError(f'{name}.uncond_prob: {uncond_prob} is not in [0, 1]')
@@ -230,8 +242,9 @@ class VisualVocabularyMixin:
     # ---------------------------------------------------------------- saving
     def export_config(self):
         cfg = super().export_config()
+        num_semantic, sub_codes = self.factorization or (None, None)
         cfg.update(llm=self.LLM_FOLDER, tokenizer=None, text_vocab=self.text_vocab,
-                   num_semantic=self.num_semantic, sub_codes=self.sub_codes,
+                   num_visual=self.num_visual, num_semantic=num_semantic, sub_codes=sub_codes,
                    num_image_tokens=self.num_image_tokens,
                    image_tokenizer=self.TOKENIZER_FOLDER if self.image_tokenizer else None)
         return cfg
@@ -280,17 +293,20 @@ class VisualVocabularyMixin:
 
 @MODELS.register_module()
 class GenerationMLLM(VisualVocabularyMixin, PretrainedMixin, nn.Module):
-    """Caption -> SemHiTok tokens with an HF causal LM (see the module docstring).
+    """Caption -> image tokens with an HF causal LM (see the module docstring).
 
     Args:
         llm: HF model folder, or an architecture dict for random weights (then give
             ``tokenizer``).
-        image_tokenizer: folder of the frozen tokenizer export; None for pre-tokenised
-            training and benchmarks (then give ``num_semantic``, ``sub_codes`` and
+        image_tokenizer: folder of the frozen `ImageTokenizer` export; None for
+            pre-tokenised training and benchmarks (then give ``num_visual`` and
             ``num_image_tokens``; decoding images is unavailable).
+        num_visual, num_image_tokens: the tokenizer's ``vocab_size`` and ``num_tokens``.
+        num_semantic, sub_codes: its ``factorization`` (K, m), if any; they alone give
+            ``num_visual`` = K * m.
         tokenizer: the text tokenizer's folder (default: ``llm``).
         visual_head: ``dict(type='FlatVisualHead')`` (the LLM's head, visual rows) or
-            ``dict(type='FactorizedVisualHead')``.
+            ``dict(type='FactorizedVisualHead')`` (needs the factorisation).
         text_vocab: rows of the LLM's embedding before the visual tokens; None: the
             loaded LLM's (set in exports, whose LLM is already resized).
         uncond_prob: probability of training a sample with the unconditional prompt.
@@ -304,7 +320,7 @@ class GenerationMLLM(VisualVocabularyMixin, PretrainedMixin, nn.Module):
                  visual_head=dict(type='FlatVisualHead'), num_semantic=None, sub_codes=None,
                  num_image_tokens=None, text_vocab=None, uncond_prob=0.1,
                  max_caption_tokens=120, pack_length=None, attn_implementation='sdpa',
-                 gradient_checkpointing=False):
+                 gradient_checkpointing=False, num_visual=None):
         super().__init__()
         from transformers import AutoTokenizer
         if isinstance(llm, dict) and tokenizer is None:
@@ -312,9 +328,9 @@ class GenerationMLLM(VisualVocabularyMixin, PretrainedMixin, nn.Module):
         self.llm = load_llm(dict(llm) if isinstance(llm, dict) else llm, attn_implementation,
                             'GenerationMLLM.llm', LLM_HINT)
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or llm)
-        self._init_visual_vocabulary(image_tokenizer, num_semantic, sub_codes, num_image_tokens,
-                                     text_vocab, visual_head, uncond_prob, max_caption_tokens,
-                                     pack_length)
+        self._init_visual_vocabulary(
+            image_tokenizer, text_vocab, visual_head, uncond_prob, max_caption_tokens,
+            pack_length, given_vocabulary(num_visual, num_semantic, sub_codes, num_image_tokens))
         if gradient_checkpointing:
             enable_gradient_checkpointing(self.llm)
 

@@ -10,9 +10,9 @@ ship one model for both.
   and ``<boi>`` / ``<eoi>`` are masked out of answer decoding and scoring (the training
   loss keeps the whole vocabulary, which teaches the LLM that answers are text).
 - Generation (`VisualVocabularyMixin`, generation.py): the vocabulary is extended by the
-  K*m visual tokens plus ``<boi>`` / ``<eoi>``; [bos] caption ``<boi>`` v_1 .. v_hw
-  ``<eoi>``; visual-head cross-entropy; caption drop for classifier-free guidance; the
-  fast `CFGSampler`; decoding by the frozen tokenizer.
+  image tokenizer's visual tokens plus ``<boi>`` / ``<eoi>``; [bos] caption ``<boi>``
+  v_1 .. v_hw ``<eoi>``; visual-head cross-entropy; caption drop for classifier-free
+  guidance; the fast `CFGSampler`; decoding by the frozen tokenizer.
 - Training: a `MixedTaskDataset` batch holds an understanding part (``und``) and a
   generation part (``gen``); ``forward`` returns ``loss_und`` and ``loss_gen``, each
   computed by exactly the code `UnderstandingMLLM` / `GenerationMLLM` use, which the
@@ -44,8 +44,9 @@ class UnifiedMLLM(ConversationMixin, VisualVocabularyMixin, PretrainedMixin, nn.
 
     Args:
         llm: local HF causal-LM folder, or an architecture dict (then give ``tokenizer``).
-        image_tokenizer: the frozen SemHiTok export: tokenises generation targets, decodes
-            generated tokens and, by default, gives the understanding features.
+        image_tokenizer: the frozen `ImageTokenizer` export (SemHiTok or a baseline):
+            tokenises generation targets, decodes generated tokens and, by default, gives
+            the understanding features.
         tokenizer: the text tokenizer's folder (default: ``llm``).
         image_input: ``'projector'`` (features -> MLP projector) or ``'visual_tokens'``
             (the image's ids through the LLM's own embeddings; no projector).
@@ -100,8 +101,8 @@ class UnifiedMLLM(ConversationMixin, VisualVocabularyMixin, PretrainedMixin, nn.
         elif vision is not None or projector_from:
             raise ValueError("UnifiedMLLM: image_input='visual_tokens' embeds the image's own "
                              'visual tokens; it takes no vision adapter or projector_from')
-        self._init_visual_vocabulary(image_module, None, None, None, text_vocab, visual_head,
-                                     uncond_prob, max_caption_tokens, pack_length)
+        self._init_visual_vocabulary(image_module, text_vocab, visual_head, uncond_prob,
+                                     max_caption_tokens, pack_length)
         if gradient_checkpointing:
             enable_gradient_checkpointing(self.llm)
 
@@ -117,7 +118,7 @@ class UnifiedMLLM(ConversationMixin, VisualVocabularyMixin, PretrainedMixin, nn.
     @property
     def image_size(self):
         return self.vision.image_size if self.vision is not None else \
-            self.image_tokenizer.semantic_encoder.image_size
+            self.image_tokenizer.image_size
 
     def image_embeddings(self, images):
         """[M, 3, H, W] -> [M, N, hidden]: projected features, or the embeddings of the
@@ -156,8 +157,8 @@ class UnifiedMLLM(ConversationMixin, VisualVocabularyMixin, PretrainedMixin, nn.
     # ---------------------------------------------------------------- saving
     def export_config(self):
         cfg = super().export_config()
-        for key in ('num_semantic', 'sub_codes', 'num_image_tokens'):  # from image_tokenizer
-            cfg.pop(key)
+        for key in ('num_visual', 'num_semantic', 'sub_codes', 'num_image_tokens'):
+            cfg.pop(key)  # read from image_tokenizer
         cfg.update(vision=None if self.shared_vision or self.vision is None
                    else self.VISION_FOLDER, projector_from=None, gradient_checkpointing=False)
         return cfg

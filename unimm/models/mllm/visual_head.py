@@ -1,24 +1,29 @@
-"""Output heads over the K*m visual vocabulary of a generation MLLM.
+"""Output heads over the visual vocabulary of a generation MLLM (the image tokenizer's
+``vocab_size`` ids).
 
-A head maps LLM hidden states [N, D] to a distribution over global visual ids
-g = i * m + j (i semantic code, j sub-code). ``loss`` (training) and ``sample``
-(inference, with a ``draw`` callback that applies CFG and filtering) share the same
-logit methods, so what is trained is exactly what is sampled.
+A head maps LLM hidden states [N, D] to a distribution over the visual ids; the factorized
+head reads them as g = i * m + j (i semantic code, j sub-code: the tokenizer's
+``factorization``). ``loss`` (training) and ``sample`` (inference, with a ``draw``
+callback that applies CFG and filtering) share the same logit methods, so what is trained
+is exactly what is sampled.
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unimm.models.tokenizers.base import IdFactorization
 from unimm.registry import MODELS
 
 
 class VisualHead(nn.Module):
-    """Shared interface; ``attach`` is called once by the owning model with its HF LLM."""
+    """Shared interface; ``attach`` is called once by the owning model with its HF LLM.
+    ``num_visual``: the number of visual ids; ``factorization``: the tokenizer's
+    `IdFactorization` (or a (K, m) pair), None when its ids do not factorise."""
 
-    def __init__(self, hidden_size, num_semantic, sub_codes):
+    def __init__(self, hidden_size, num_visual, factorization=None):
         super().__init__()
-        self.hidden_size, self.num_semantic, self.sub_codes = hidden_size, num_semantic, sub_codes
-        self.num_visual = num_semantic * sub_codes
+        self.hidden_size, self.num_visual = hidden_size, num_visual
+        self.factorization = IdFactorization(*factorization) if factorization else None
 
     def attach(self, llm, text_vocab):
         """Bind to the LLM whose hidden states this head reads (no-op by default)."""
@@ -50,9 +55,9 @@ def _both(logits, hidden_cond, hidden_uncond, *args):
 
 @MODELS.register_module()
 class FlatVisualHead(VisualHead):
-    """One K*m-way softmax whose weights are the visual rows of the LLM's own output head
-    (``lm_head.weight[text_vocab : text_vocab + K*m]``): no parameters of its own, and the
-    text logits are never computed at visual positions."""
+    """One softmax over the visual ids whose weights are the visual rows of the LLM's own
+    output head (``lm_head.weight[text_vocab : text_vocab + num_visual]``): no parameters
+    of its own, and the text logits are never computed at visual positions."""
 
     def attach(self, llm, text_vocab):
         # a plain attribute, not a submodule: the weights stay owned (and saved) by the LLM
@@ -63,7 +68,7 @@ class FlatVisualHead(VisualHead):
         return self._output.weight[self.text_vocab:self.text_vocab + self.num_visual]
 
     def visual_logits(self, hidden):
-        """Logits over the K*m visual ids [..., K*m]."""
+        """Logits over the visual ids [..., num_visual]."""
         return F.linear(hidden, self.visual_weight())
 
     def log_prob(self, hidden, targets):
@@ -78,10 +83,19 @@ class FlatVisualHead(VisualHead):
 class FactorizedVisualHead(VisualHead):
     """p(g) = p(i | h) p(j | h, i): a K-way semantic head, then an m-way sub-code head fed
     h plus an embedding of the chosen semantic code (an MLP of width ``sub_hidden``).
-    A step costs K + m logits instead of K*m; the distribution over K*m stays normalised."""
+    A step costs K + m logits instead of K*m; the distribution over K*m stays normalised.
+    Needs a tokenizer whose ids factorise (SemHiTok with its SGHC branch)."""
 
-    def __init__(self, hidden_size, num_semantic, sub_codes, sub_hidden=None):
-        super().__init__(hidden_size, num_semantic, sub_codes)
+    def __init__(self, hidden_size, num_visual, factorization=None, sub_hidden=None):
+        super().__init__(hidden_size, num_visual, factorization)
+        if self.factorization is None:
+            raise ValueError('FactorizedVisualHead needs an image tokenizer whose ids factorise '
+                             'as (semantic code, sub-code), e.g. SemHiTok with its SGHC '
+                             'branch; use FlatVisualHead for this one')
+        num_semantic, sub_codes = self.factorization
+        if num_semantic * sub_codes != num_visual:
+            raise ValueError(f'FactorizedVisualHead: {num_semantic} x {sub_codes} ids do not make '
+                             f'the {num_visual} visual ids')
         sub_hidden = sub_hidden or hidden_size
         self.semantic = nn.Linear(hidden_size, num_semantic, bias=False)
         self.code_embed = nn.Embedding(num_semantic, hidden_size)
@@ -99,7 +113,7 @@ class FactorizedVisualHead(VisualHead):
         return self.sub(hidden + self.code_embed(semantic_ids).to(hidden.dtype))
 
     def log_prob(self, hidden, targets):
-        i, j = targets // self.sub_codes, targets % self.sub_codes
+        i, j = self.factorization.split(targets)
         logp_i = self.semantic_logits(hidden).float().log_softmax(-1)
         logp_j = self.sub_logits(hidden, i).float().log_softmax(-1)
         return logp_i.gather(-1, i[:, None]).squeeze(-1) + logp_j.gather(-1, j[:, None]).squeeze(-1)
@@ -107,5 +121,5 @@ class FactorizedVisualHead(VisualHead):
     def sample(self, hidden_cond, hidden_uncond, draw):
         i = draw(*_both(self.semantic_logits, hidden_cond, hidden_uncond))
         j = draw(*_both(self.sub_logits, hidden_cond, hidden_uncond, i))
-        return i * self.sub_codes + j
+        return self.factorization.join(i, j)
 

@@ -59,7 +59,8 @@ class DualCodebookTokenizer(OneStageTokenizer):
     def forward(self, batch, discriminator=None, step=0):
         images = batch['image']
         feats, q = self._quantize(images)
-        out = self.pixel_losses(images, q, discriminator, step, 'dual')
+        out = self.pixel_losses(images, self.pixel_decoder(q.quantized), discriminator, step, q,
+                                'dual')
         semantic_q = q.quantized[..., :self.quantizer.split[0]]
         out['loss_cosine'] = self.semantic_weight * cosine_loss(
             self.semantic_decoder(semantic_q), self.teacher(images, feats))

@@ -2,19 +2,18 @@
 ``features`` are the continuous patch features of the (frozen) SigLIP tower; ``encode``,
 ``decode`` and training are those of a pixel VQ tokenizer (LlamaGen style)."""
 import torch
-from torch import nn
 
-from unimm.models.base import PretrainedMixin
 from unimm.registry import MODELS
 
-from .one_stage import portable_config
+from .base import ImageTokenizer
 
 
 @MODELS.register_module()
-class DualEncoderTokenizer(PretrainedMixin, nn.Module):
+class DualEncoderTokenizer(ImageTokenizer):
     """Args:
         understanding: the frozen SigLIP tower (``SemanticEncoder``) whose continuous
-            features an LLM reads.
+            features an LLM reads; its image size and token grid are the generation
+            tokenizer's (one ``image_size`` and ``num_tokens`` for both paths, as in Janus).
         generation: the discrete tokenizer of the generation path (``PixelVQTokenizer``);
             the only part that trains.
     """
@@ -26,24 +25,33 @@ class DualEncoderTokenizer(PretrainedMixin, nn.Module):
             raise ValueError('DualEncoderTokenizer.understanding must be frozen (Janus keeps '
                              'its SigLIP fixed while the VQ trains)')
         self.generation = MODELS.build(generation)
+        tower = (self.understanding.image_size, self.understanding.num_tokens)
+        vq = (self.generation.image_size, self.generation.num_tokens)
+        if tower != vq:
+            raise ValueError(f'DualEncoderTokenizer: the understanding tower reads {tower[0]} px '
+                             f'images as {tower[1]} tokens, the generation tokenizer {vq[0]} px '
+                             f'as {vq[1]}: they must agree')
 
     @property
     def vocab_size(self):
         return self.generation.vocab_size
 
     @property
+    def factorization(self):
+        return self.generation.factorization
+
+    @property
     def features_dim(self):
-        """Width of ``features`` (the SigLIP tower's)."""
+        """The SigLIP tower's width."""
         return self.understanding.out_dim
 
     @property
     def num_tokens(self):
-        """Tokens per image of ``features`` (the SigLIP tower's grid)."""
-        return self.understanding.num_tokens
+        return self.generation.num_tokens
 
     @property
     def image_size(self):
-        return self.understanding.image_size
+        return self.generation.image_size
 
     @torch.no_grad()
     def encode(self, images):
@@ -54,10 +62,6 @@ class DualEncoderTokenizer(PretrainedMixin, nn.Module):
         return self.generation.decode(ids)
 
     @torch.no_grad()
-    def reconstruct(self, images):
-        return self.generation.reconstruct(images)
-
-    @torch.no_grad()
     def features(self, images):
         """Continuous SigLIP patch features [B, N, width] (no quantisation)."""
         return self.understanding(images)
@@ -66,6 +70,6 @@ class DualEncoderTokenizer(PretrainedMixin, nn.Module):
         return self.generation(batch, discriminator=discriminator, step=step)
 
     def export_config(self):
-        cfg = portable_config(self, super().export_config())
+        cfg = super().export_config()
         cfg['generation'] = self.generation.export_config()
         return cfg

@@ -43,7 +43,8 @@ class JointTokenizer(OneStageTokenizer):
     def forward(self, batch, discriminator=None, step=0):
         images = batch['image']
         q = self.quantize(images)
-        out = self.pixel_losses(images, q, discriminator, step, 'vq')
+        out = self.pixel_losses(images, self.pixel_decoder(q.quantized), discriminator, step, q,
+                                'vq')
         with torch.no_grad():
             target = self.teacher(images)
         out['loss_cosine'] = self.semantic_weight * cosine_loss(

@@ -27,4 +27,6 @@ class PixelVQTokenizer(OneStageTokenizer):
 
     def forward(self, batch, discriminator=None, step=0):
         images = batch['image']
-        return self.pixel_losses(images, self.quantize(images), discriminator, step, 'vq')
+        q = self.quantize(images)
+        return self.pixel_losses(images, self.pixel_decoder(q.quantized), discriminator, step, q,
+                                 'vq')

@@ -1,18 +1,16 @@
 """SemHiTok: a semantic-priority codebook (stage 1) with a semantic-guided hierarchical
 pixel codebook hung under it (stage 2) and an enhanced pixel decoder (stage 3).
-Token id contract: global id = i * m + j (i semantic code, j sub-code)."""
+Token id contract: global id = i * m + j (i semantic code, j sub-code), its
+``factorization``."""
 import os
 
 import torch
 from safetensors.torch import load_file
-from torch import nn
 
-from unimm.models.base import PretrainedMixin
 from unimm.models.decoders.semantic import cosine_loss
-from unimm.models.discriminators.patchgan import adversarial_terms
 from unimm.models.encoders.semantic import SemanticTeacher, code_projection
+from unimm.models.tokenizers.base import IdFactorization, ImageTokenizer
 from unimm.models.tokenizers.fusion import check_fusion, fuse
-from unimm.models.tokenizers.one_stage import portable_config
 from unimm.registry import MODELS
 
 STAGES = ('spc', 'sghc', 'enhance')
@@ -23,7 +21,7 @@ TRAINABLE = {'spc': ('semantic_proj', 'semantic_quantizer', 'semantic_decoder'),
 
 
 @MODELS.register_module()
-class SemHiTok(PretrainedMixin, nn.Module):
+class SemHiTok(ImageTokenizer):
     """The tokenizer assembly. ``stage`` picks what trains and which losses run;
     ``init_from`` loads the previous stage's export (keys absent from it, or listed in
     ``init_exclude``, keep their fresh initialisation).
@@ -116,7 +114,7 @@ class SemHiTok(PretrainedMixin, nn.Module):
         return self
 
     def export_config(self):
-        cfg = portable_config(self, super().export_config())
+        cfg = super().export_config()
         cfg.update(init_from=None, init_exclude=[])
         if self.teacher is None:  # stages 2 and 3 build no teacher
             cfg['teacher'] = None
@@ -131,13 +129,17 @@ class SemHiTok(PretrainedMixin, nn.Module):
             p.requires_grad for p in getattr(self, n).parameters()))
 
     @property
-    def sub_codes(self):
-        """m, the sub-codes per semantic code (None without the SGHC branch)."""
-        return self.pixel_quantizer.sub_codes if self.pixel_quantizer is not None else None
+    def factorization(self):
+        """(K, m): global id = i * m + j; None without the SGHC branch (ids are then the
+        semantic ids)."""
+        if self.pixel_quantizer is None:
+            return None
+        return IdFactorization(self.pixel_quantizer.num_semantic_codes,
+                               self.pixel_quantizer.sub_codes)
 
     @property
     def vocab_size(self):
-        """Number of distinct ids ``encode`` can return (K*m, or K in stage 1)."""
+        """K*m, or K without the SGHC branch."""
         if self.pixel_quantizer is not None:
             return self.pixel_quantizer.num_codes
         return self.semantic_quantizer.num_codes
@@ -152,12 +154,11 @@ class SemHiTok(PretrainedMixin, nn.Module):
 
     @property
     def num_tokens(self):
-        """Tokens per image (the semantic encoder's grid)."""
+        """The semantic encoder's grid."""
         return self.semantic_encoder.num_tokens
 
     @property
     def image_size(self):
-        """Side of the square input image."""
         return self.semantic_encoder.image_size
 
     # ------------------------------------------------------------- interface
@@ -177,23 +178,18 @@ class SemHiTok(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def encode(self, images):
-        """images [B,3,H,W] in [-1,1] -> ids [B, h*w] (global ids i*m+j once the pixel
-        branch exists, semantic ids in stage 1)."""
+        """Global ids i*m+j once the pixel branch exists, semantic ids in stage 1."""
         _, sem, tex = self._quantize(images)
         return sem.ids if tex is None else tex.ids
-
-    def _semantic_of(self, ids):
-        return ids // self.sub_codes if self.pixel_quantizer is not None else ids
 
     def _decode_codes(self, sem_q, tex_q):
         return self.pixel_decoder(fuse(self.fusion, sem_q, tex_q))
 
     @torch.no_grad()
     def decode(self, ids):
-        """Global ids [B, h*w] -> images [B,3,H,W] in [-1,1]."""
         if self.pixel_decoder is None:
             raise RuntimeError('decode needs the pixel branch (stage 2 or 3 of SemHiTok)')
-        sem_q = self.semantic_quantizer.lookup(self._semantic_of(ids))
+        sem_q = self.semantic_quantizer.lookup(self.semantic_ids(ids))
         tex_q = self.pixel_quantizer.lookup(ids) if self.pixel_quantizer is not None else None
         dtype = self.pixel_decoder.embed.weight.dtype
         return self._decode_codes(sem_q.to(dtype), None if tex_q is None else tex_q.to(dtype))
@@ -231,18 +227,6 @@ class SemHiTok(PretrainedMixin, nn.Module):
         dtype = self.pixel_decoder.embed.weight.dtype
         recon = self._decode_codes(sem.quantized.detach().to(dtype),
                                    None if tex is None else tex.quantized.to(dtype))
-        out = dict(self.pixel_loss(recon, images))
-        if tex is not None and self.stage == 'sghc':
-            out['loss_codebook'] = tex.loss
-            out.update({f'sghc/{k}': v for k, v in tex.stats.items()})
-        # the discriminator (and its step in the runner) joins once it has started
-        out.update(adversarial_terms(
-            out, images, recon, discriminator, step, self.adv_weight,
-            self.pixel_decoder.last_layer if self.adaptive_adv_weight else None))
-        return out
-
-    @torch.no_grad()
-    def reconstruct(self, images):
-        """decode(encode(images)) in one pass."""
-        return self.decode(self.encode(images))
+        return self.pixel_losses(images, recon, discriminator, step,
+                                 codebook=tex if self.stage == 'sghc' else None, prefix='sghc')
 
