@@ -1,7 +1,7 @@
 """SGHC, the semantic-guided hierarchical codebook of stage 2: each semantic code i owns
 m sub-codes, rows i*m .. i*m+m-1 of one [K*m, dim] table, and a patch is quantised only
 against the m sub-codes of its semantic code. Global id = i*m + j, so id // m is always
-the semantic id (DESIGN's token contract)."""
+the semantic id (SemHiTok's token contract: its ``factorization``)."""
 import torch
 import torch.nn.functional as F
 from torch import nn
