@@ -1,20 +1,25 @@
-"""Generate images from a caption with a trained text-to-image or unified model:
+"""Generate images from captions with a trained text-to-image or unified model:
 
+python tools/generate.py CONFIG CHECKPOINT --prompts prompts.txt --out DIR [--n 1]
 python tools/generate.py CONFIG CHECKPOINT --prompt "a photo of a red circle" --n 4
 
-CHECKPOINT is an exported GenerationMLLM or UnifiedMLLM folder (<work_dir>/export). Writes
-<out>/<prompt slug>_<k>.png, sampled with classifier-free guidance by the fast sampler."""
+CHECKPOINT is an exported GenerationMLLM or UnifiedMLLM folder (<work_dir>/export); a
+prompt file holds one caption a line (blank lines skipped). Each caption is drawn --n
+times, in batches of --batch-size, by the fast CFG sampler (unimm.inference.generate_images).
+Writes to DIR: <prompt slug>_<k>.png per image, grid.png, and samples.jsonl (one line per
+image: its file, prompt, the seed of its batch and its row there, and the settings). The
+same prompts, batch size and seed give the same images."""
 import argparse
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
-from unimm.evaluation.recon import to_uint8  # noqa: E402
+from unimm.inference.generate import generate_images, sample_records, save_samples  # noqa: E402
+from unimm.inference.sampler import SCHEDULES  # noqa: E402
 from unimm.models.mllm.llm import load_exported  # noqa: E402
 
 
@@ -23,35 +28,50 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
     p.add_argument('checkpoint', help='an exported model folder, e.g. work_dirs/NAME/export')
-    p.add_argument('--prompt', required=True, help="the caption ('' for unconditional)")
-    p.add_argument('--n', type=int, default=4, help='images to generate')
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument('--prompt', help="one caption ('' for unconditional)")
+    source.add_argument('--prompts', help='a text file, one caption a line')
+    p.add_argument('--n', type=int, default=None,
+                   help='images per caption (default: 4 with --prompt, 1 with --prompts)')
+    p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--out', default='outputs/generate')
     p.add_argument('--cfg-scale', type=float, default=4.0)
-    p.add_argument('--cfg-schedule', default='constant', choices=('constant', 'linear', 'cosine'))
+    p.add_argument('--cfg-schedule', default='constant', choices=SCHEDULES)
     p.add_argument('--temperature', type=float, default=1.0)
     p.add_argument('--top-k', type=int, default=0)
     p.add_argument('--top-p', type=float, default=1.0)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--grid-columns', type=int, default=8)
     p.add_argument('--bf16', action='store_true', help='run in bfloat16 (default on CUDA)')
     return p.parse_args(argv)
 
 
+def read_prompts(args):
+    if args.prompts is None:
+        captions = [args.prompt]
+    else:
+        with open(args.prompts) as f:
+            captions = [line.strip() for line in f if line.strip()]
+    n = args.n or (4 if args.prompts is None else 1)
+    return [c for c in captions for _ in range(n)]
+
+
 def main(argv=None):
     args = parse_args(argv)
+    prompts = read_prompts(args)
     model = load_exported(args.config, args.checkpoint)
     cuda = torch.cuda.is_available()
     model.to('cuda' if cuda else 'cpu').eval()
     if cuda or args.bf16:
         model.to(torch.bfloat16)
-    images = model.generate_images([args.prompt] * args.n, cfg_scale=args.cfg_scale,
-                                   cfg_schedule=args.cfg_schedule, temperature=args.temperature,
-                                   top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    slug = re.sub(r'[^a-z0-9]+', '_', args.prompt.lower()).strip('_')[:60] or 'unconditional'
-    paths = []
-    for k, array in enumerate(to_uint8(images).numpy()):
-        paths.append(os.path.join(args.out, f'{slug}_{k}.png'))
-        Image.fromarray(array).save(paths[-1])
+    sampling = dict(batch_size=args.batch_size, seed=args.seed, cfg_scale=args.cfg_scale,
+                    cfg_schedule=args.cfg_schedule, temperature=args.temperature,
+                    top_k=args.top_k, top_p=args.top_p)
+    records = sample_records(prompts, **sampling)
+    with tqdm(total=len(prompts), unit='image', desc='generating') as bar:
+        images = generate_images(model, prompts, **sampling,
+                                 progress=lambda done, total: bar.update(done - bar.n))
+    paths = save_samples(images, records, args.out, grid_columns=args.grid_columns)
     print('\n'.join(paths))
     return paths
 
