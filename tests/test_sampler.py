@@ -431,7 +431,7 @@ def visual_heads_probs(model, hidden_cond, hidden_uncond, scale, temperature, to
     num_semantic = semantic.shape[1]
     joint = []
     for i in range(num_semantic):
-        code = torch.full((len(hidden_cond),), i, dtype=torch.long)
+        code = torch.full((len(hidden_cond),), i, dtype=torch.long, device=hidden_cond.device)
         sub = dist(head.sub_logits(hidden_cond, code), head.sub_logits(hidden_uncond, code))
         joint.append(semantic[:, i:i + 1] * sub)
     return torch.cat(joint, 1)  # id i * m + j
@@ -442,12 +442,13 @@ def exact_marginals(model, prompt, uncond, positions, cfg_scale=4.0, temperature
                     top_k=0, top_p=1.0):
     """P(token at position t) [positions, num_visual] of one guided prompt, summed over
     every prefix of visual tokens (num_visual ** t of them at position t)."""
-    vocab = model.num_visual
-    prefixes, weights, marginals = [[]], torch.ones(1, dtype=torch.float64), []
+    vocab, device = model.num_visual, model.llm.device
+    prefixes, marginals = [[]], []
+    weights = torch.ones(1, dtype=torch.float64, device=device)
     for t in range(positions):
         hidden_cond, hidden_uncond = (model.llm.model(input_ids=torch.tensor(
-            [p + [model.text_vocab + v for v in pre] for pre in prefixes])).last_hidden_state[:, -1]
-            for p in (prompt, uncond))
+            [p + [model.text_vocab + v for v in pre] for pre in prefixes], device=device)
+        ).last_hidden_state[:, -1] for p in (prompt, uncond))
         probs = visual_heads_probs(model, hidden_cond, hidden_uncond, cfg_scale, temperature,
                                    top_k, top_p)
         marginals.append(weights @ probs)
