@@ -226,13 +226,29 @@ def batch_buckets(max_batch):
     return sizes + [max_batch]
 
 
+ISOLATED_COMPILE = 'isolate_recompiles' in inspect.signature(torch.compile).parameters
+SHARED_RECOMPILE_LIMIT = 64  # without isolation: the limit while a sampler runs
+
+
 def _compile_step(fn, limit, **kwargs):
     """``torch.compile(fn)`` with its own budget of ``limit`` graphs where torch has
     per-call budgets (``isolate_recompiles``): dynamo otherwise counts recompiles per code
-    object, i.e. over every sampler in the process, against one limit (8 by default)."""
-    if 'isolate_recompiles' in inspect.signature(torch.compile).parameters:
+    object, i.e. over every sampler in the process, against one limit (8 by default),
+    which `_recompile_budget` then raises while a sampler runs."""
+    if ISOLATED_COMPILE:
         kwargs.update(isolate_recompiles=True, recompile_limit=limit)
     return torch.compile(fn, **kwargs)
+
+
+def _recompile_budget(compiled):
+    """Within the block dynamo's process-wide recompile limit is at least
+    `SHARED_RECOMPILE_LIMIT` when ``compiled`` steps share it (a torch without per-call
+    budgets); otherwise nothing changes."""
+    if not compiled or ISOLATED_COMPILE:
+        return contextlib.nullcontext()
+    config = torch._dynamo.config
+    name = 'recompile_limit' if hasattr(config, 'recompile_limit') else 'cache_size_limit'
+    return config.patch(**{name: max(getattr(config, name), SHARED_RECOMPILE_LIMIT)})
 
 
 class CFGSampler:
@@ -356,6 +372,7 @@ class CFGSampler:
         knobs = opts.knobs(n, uncond is not None, self.device)
         step_fn, filtered = self._steps[opts.filtered], opts.filtered
         with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []), \
+                _recompile_budget(self.compile), \
                 gqa_decode_attention_for(model.llm, self.gqa_decode), \
                 (self.fused.active() if self.fused else contextlib.nullcontext()):
             torch.manual_seed(opts.seed)
