@@ -4,8 +4,9 @@
 of every prompt in one batch, and the whole decode step (LLM forward, visual slice of
 the head, guidance, filtering, the draw) captured as one compiled graph on GPU.
 `reference_generate` is the plain loop it must agree with token for token (HF model,
-dynamic cache, eager). Both draw through `draw_tokens`, so with the same seed the same
-logits give the same tokens.
+dynamic cache, eager). It draws through `draw_tokens` (settings as Python values), the
+sampler through `draw_tokens_knobs` (settings as a tensor, so the compiled step never
+recompiles for them), which gives the same tokens for the same logits and seed.
 """
 import contextlib
 import inspect
