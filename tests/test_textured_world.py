@@ -181,7 +181,7 @@ def test_textured_datasets_and_config_build_from_registry():
 class Passthrough(nn.Module):
     """A stand-in tokenizer whose reconstruction is ``blur`` of its input (one id per image)."""
 
-    vocab_size = 4
+    vocab_size, factorization = 4, None
 
     def __init__(self, blur=None):
         super().__init__()
