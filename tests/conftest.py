@@ -9,6 +9,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, 'tools')]
 os.environ.setdefault('DS_ACCELERATOR', 'cpu')
 LAUNCHER_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
+# session fixtures that train with tools/train.py in a subprocess: a test using one is slow
+TRAINING_FIXTURES = {'demo_teacher', 'demo_tokenizer'}
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: subprocess trainings, torchrun, compiled or '
+                            'every-recipe runs, the browser (the fast tier: -m "not slow")')
+    config.addinivalue_line('markers', 'gpu: needs a CUDA GPU (skipped without one)')
+
+
+def pytest_collection_modifyitems(config, items):
+    no_gpu = pytest.mark.skip(reason='needs a CUDA GPU (run on the device)')
+    for item in items:
+        if TRAINING_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker('gpu') and not torch.cuda.is_available():
+            item.add_marker(no_gpu)
 
 
 def run_tool(tool, *args):

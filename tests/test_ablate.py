@@ -57,6 +57,7 @@ def close(cell, value, digits):
     return abs(float(cell.rstrip('%')) - value) <= 0.5 * 10 ** -digits + 1e-9
 
 
+@pytest.mark.slow
 def test_report_holds_every_row_with_the_numbers_of_results_json(quick):
     results, text, _, _ = quick
     tables = md_tables(text)
@@ -88,6 +89,7 @@ def test_report_holds_every_row_with_the_numbers_of_results_json(quick):
         'reproduced', 'not reproduced', 'inconclusive') for c in claims)
 
 
+@pytest.mark.slow
 def test_rows_that_train_the_same_config_share_one_run(quick):
     results, _, work, _ = quick
     t4 = {r['label']: r['run'] for r in results['tables']['4']}
@@ -99,6 +101,7 @@ def test_rows_that_train_the_same_config_share_one_run(quick):
     assert len(results['runs']) == 11 == len(os.listdir(work / 'runs'))
 
 
+@pytest.mark.slow
 def test_semantic_ids_stay_bit_identical_for_semhitok_rows(quick):
     results = quick[0]
     for rows in results['tables'].values():
@@ -109,6 +112,7 @@ def test_semantic_ids_stay_bit_identical_for_semhitok_rows(quick):
             assert (entry['fusion'] is not None) == semhitok
 
 
+@pytest.mark.slow
 def test_rerun_skips_every_done_row_and_keeps_the_hand_written_block(quick, monkeypatch):
     results, _, work, args = quick
     out = args[args.index('--out') + 1]
@@ -130,6 +134,7 @@ def test_rerun_skips_every_done_row_and_keeps_the_hand_written_block(quick, monk
         assert HAND_WRITTEN in f.read()
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_and_a_changed_eval_reruns_only_the_eval(quick, monkeypatch):
     """Without an export a row trains again from its newest checkpoint; recon settings that
     differ from the stored ones re-evaluate without retraining."""

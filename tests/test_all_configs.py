@@ -230,6 +230,7 @@ def eval_loss(model, batch):
     return sum(v.float() for k, v in out.items() if k.startswith('loss'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', CONFIGS)
 def test_recipe_trains_one_tiny_step_and_round_trips(config, tiny_runs):
     model, dataset, work_dir = tiny_runs(config)

@@ -276,6 +276,7 @@ def set_number(browser, selector, value):
     assert field.get_attribute('value') == str(value)
 
 
+@pytest.mark.slow
 def test_page_in_a_headless_browser(server, browser, export, tmp_path):
     """Open the page tools/app.py serves, upload an image and ask: the answer shown is the
     model's greedy answer; type a prompt: the page shows the asked number of images, each

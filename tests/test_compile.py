@@ -64,6 +64,7 @@ def trace(cfg, work_dir, batch, steps=4):
     return runner, losses, ids, {k: v.clone() for k, v in module.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_compiled_run_matches_eager_step_for_step(teacher, tmp_path, process_group):
     torch._dynamo.reset()
     stage1(teacher, tmp_path)
@@ -136,6 +137,7 @@ def generation_config(llm, compile_cfg):
         deepspeed=dict(zero_stage=2, precision='fp32'), compile=compile_cfg))
 
 
+@pytest.mark.slow
 def test_llm_decoder_layers_compile_and_train_like_eager(tmp_path, process_group):
     """The HF LLM's decoder layers are compiled one by one (the MLLM's and the decoder's own
     forwards, which build sequences and masks, stay eager), with gradient checkpointing and

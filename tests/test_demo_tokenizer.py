@@ -4,6 +4,7 @@ and ids, and the reconstruction report."""
 import json
 import os
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -65,6 +66,7 @@ def test_demo_stages_keep_semantics_and_report_reconstruction(demo_teacher, tmp_
     assert Image.open(res['grid']).size == (16 * 64, 2 * 64)
 
 
+@pytest.mark.slow
 def test_demo_console_has_no_spurious_lines(tmp_path):
     """What a newcomer sees: the progress bar and the results, none of the libraries'
     start-up chatter (DeepSpeed's shm-op print and LR warning, transformers' token-id check

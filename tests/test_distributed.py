@@ -24,6 +24,8 @@ from unimm.engine.checkpoint import MARKER
 from unimm.models.base import PretrainedMixin
 from unimm.registry import MODELS
 
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = os.path.join(ROOT, 'tests', 'configs', 'toy_regression.py')
 TOY_GAN = os.path.join(ROOT, 'tests', 'configs', 'toy_gan.py')

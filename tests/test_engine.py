@@ -55,6 +55,7 @@ def reference(tmp_path_factory):
     return work
 
 
+@pytest.mark.slow
 def test_uninterrupted_run_learns_and_exports(reference):
     trace = loss_trace(reference)
     assert sorted(trace) == list(range(1, 31))
@@ -80,6 +81,7 @@ class _RunsACommand:
         return os.system, (self.command,)
 
 
+@pytest.mark.slow
 def test_checkpoint_files_are_unpickled_weights_only(reference, tmp_path):
     """DeepSpeed loads its files with weights_only=False; inside the runner's guard torch
     unpickles them weights-only all the same: the real files load (DeepSpeed's state
@@ -114,6 +116,7 @@ def test_checkpoint_files_are_unpickled_weights_only(reference, tmp_path):
     assert 'system' in out.split('refusing to unpickle')[1].splitlines()[0]
 
 
+@pytest.mark.slow
 def test_two_optimizers_step_generator_and_discriminator(tmp_path):
     run(TOY_GAN, tmp_path, '--cfg-options', 'train_cfg.max_steps=6')
     trace = [json.loads(l) for l in open(tmp_path / 'log.jsonl')]
@@ -175,6 +178,7 @@ def test_base_inheritance_and_cfg_options():
     assert cfg.optim_wrapper.optimizer.lr == 0.5 and cfg.model.dim == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('decay', [0.0, 1.0])
 def test_ema_export_follows_its_decay(tmp_path, decay):
     """decay 0: the EMA is the final weights; decay 1: it never leaves the initial ones."""

@@ -75,7 +75,7 @@ def test_gemv_rows_on_torch_is_rmsnorm_linear_swiglu_residual():
         r + torch.nn.functional.silu(gate) * up)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU (run on the device)')
+@pytest.mark.gpu
 @pytest.mark.parametrize('swiglu', [False, True])
 def test_gemv_rows_on_the_gpu_matches_float64_in_bf16(swiglu):
     """The compiled kernel through `torch.ops.unimm.gemv`, eager and inside torch.compile,

@@ -19,6 +19,8 @@ from tests.conftest import release_process_group
 from unimm.models.base import PretrainedMixin
 from unimm.registry import DATASETS, MODELS
 
+pytestmark = pytest.mark.slow
+
 DIM, TOKENS, GROUPS = 8, 16, 4
 
 

@@ -265,6 +265,7 @@ def test_fused_projections_give_hf_hidden_states_and_leave_the_model_as_it_was(
     assert not any(name.startswith('unimm') for name, _ in llm.named_buffers())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('prompts', [1, 2])
 def test_compiled_decode_step_decodes_greedily_like_the_reference_loop(tiny_generator, prompts):
     """The decode step through inductor with the default tuning (fused projections,
@@ -337,6 +338,7 @@ def one_layer_generator(tmp_path_factory):
 CAPTIONS = ['a red circle', 'two blue squares and a large green triangle', None, 'a star']
 
 
+@pytest.mark.slow
 def test_compiled_sampler_builds_one_graph_per_bucket_for_any_settings(one_layer_generator):
     """50 random calls (batch 1-4, guided or not, every sampling option) on one compiled
     sampler: no error, one graph per batch bucket and draw kind (without / with top-k or

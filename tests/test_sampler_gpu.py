@@ -15,8 +15,7 @@ from unimm.inference.sampler import CFGSampler, reference_generate
 from unimm.models.mllm.tiny_lm import make_tiny_lm
 from unimm.registry import MODELS
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason='needs a CUDA GPU (run on the device)')
+pytestmark = pytest.mark.gpu  # skipped without CUDA (conftest)
 
 
 @pytest.fixture(scope='module')

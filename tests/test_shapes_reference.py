@@ -4,6 +4,8 @@ sessions resumes where it stopped). Tiny step counts and LLMs on the CPU."""
 import json
 import os
 
+import pytest
+
 from tests.conftest import LAUNCHER_VARS, ROOT
 
 import shapes_reference as chain  # tools/ is on sys.path (conftest)
@@ -51,6 +53,7 @@ def test_every_folder_a_recipe_reads_is_made_by_one_of_its_prerequisites():
         assert read <= prerequisites(name), name
 
 
+@pytest.mark.slow
 def test_chain_runs_in_order_records_steps_skips_finished_ones_redoes_interrupted_ones(
         tmp_path, monkeypatch, capsys):
     """The tokenizer chain up to sghc_flat64, a reference LLM, the pre-tokenised pairs
@@ -99,7 +102,6 @@ def test_a_step_starts_once_its_prerequisites_finish_and_a_failure_stops_the_cha
     """Fake steps: 'c' (needs the quick 'b') runs while the slow 'a' still runs; 'e' needs
     the failing 'd' and never starts; the failure is raised after 'a' has finished."""
     import threading
-    import pytest
     monkeypatch.chdir(tmp_path)
     log, a_may_finish = [], threading.Event()
 
