@@ -10,8 +10,8 @@ import torch
 
 import ablate
 from tests.conftest import release_process_group
-from tests.test_baselines import configs as baseline_configs
-from tests.test_semhitok import config as semhitok_config
+from tests.tiny_baselines import configs as baseline_configs
+from tests.tiny_semhitok import config as semhitok_config
 from unimm.registry import METRICS, MODELS
 
 HAND_WRITTEN = f'{ablate.BEGIN}\nmy reading of the runs\n{ablate.END}'

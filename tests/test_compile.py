@@ -9,8 +9,8 @@ import torch
 from mmengine.config import Config
 
 from tests.conftest import release_process_group
-from tests.test_semhitok import config as semhitok_config
-from tests.test_semhitok import images, stage1
+from tests.tiny_semhitok import config as semhitok_config
+from tests.tiny_semhitok import images, stage1
 from unimm.utils.build import ConfigError
 
 NETWORKS = ['model.semantic_encoder', 'model.semantic_proj', 'model.semantic_decoder',

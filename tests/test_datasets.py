@@ -1,14 +1,13 @@
 """The generic data layer: transforms, folder / JSONL / shard datasets, corrupt-skipping collate."""
-import io
 import json
 import logging
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from tests.runs import gradient, jpeg_bytes, solid, write_corrupt
 from unimm.datasets.collate import collate_skip_corrupt
 from unimm.datasets.image_datasets import (ImageFolderDataset, ImageTextJsonlDataset,
                                            WebDatasetShards, write_shards)
@@ -19,34 +18,9 @@ from unimm.utils.build import ConfigError
 SIZE = 16
 
 
-def gradient(width, height):
-    """A horizontal red ramp over a vertical green ramp: flips and crops change it."""
-    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
-    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
-    return Image.fromarray(np.stack([x, y, np.full_like(x, 60)], -1).astype(np.uint8))
-
-
-def solid(colour, size=(24, 20)):
-    return Image.new('RGB', size, colour)
-
-
 def expected(colour):
     """The [-1, 1] value of each channel of a solid colour."""
     return torch.tensor(colour, dtype=torch.float32).div(127.5).sub(1)
-
-
-def jpeg_bytes(img):
-    buffer = io.BytesIO()
-    img.save(buffer, 'JPEG', quality=95)
-    return buffer.getvalue()
-
-
-def write_corrupt(folder):
-    """A truncated JPEG and a text file named .png; returns their paths."""
-    truncated, fake = folder / 'truncated.jpg', folder / 'not_an_image.png'
-    truncated.write_bytes(jpeg_bytes(gradient(40, 40))[:300])
-    fake.write_text('this is not a png')
-    return [str(truncated), str(fake)]
 
 
 def drain(dataset, batch_size=3, num_workers=0):

@@ -11,7 +11,6 @@ must be the same bytes (ZeRO-3 gathers them tensor by tensor, onto rank 0 only).
 """
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from tests.conftest import release_process_group
+from tests.runs import ROOT, TOY, TOY_GAN, start_two_ranks, trace, write_config
 from tests.toy import toy_adversarial_terms
 from unimm.engine.checkpoint import MARKER
 from unimm.models.base import PretrainedMixin
@@ -26,12 +26,7 @@ from unimm.registry import MODELS
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOY = os.path.join(ROOT, 'tests', 'configs', 'toy_regression.py')
-TOY_GAN = os.path.join(ROOT, 'tests', 'configs', 'toy_gan.py')
 RTOL = 1e-5  # fp32; the two-rank all-reduce only reorders the float sums
-LAUNCHER_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT',
-                 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'ROLE_RANK')
 
 
 @MODELS.register_module(force=True)
@@ -70,30 +65,6 @@ class ExportToy(PretrainedMixin, nn.Module):
         return {'loss': nn.functional.mse_loss(self.net(self.embed(batch['x'])), batch['y'])}
 
 
-def write_config(path, base, **extra):
-    """A test twin of ``base``: the dropout-free toy, global batch 16, 8 steps."""
-    lines = [f'_base_ = [{base!r}]',
-             "custom_imports = dict(imports=['tests.toy', 'tests.test_distributed'])",
-             "model = dict(_delete_=True, type='DistToyRegressor', dim=8, hidden=16)",
-             'train_cfg = dict(max_steps=8, global_batch_size=16, log_interval=1)',
-             'checkpoint = dict(interval=4, max_keep=4)',
-             'log_cfg = dict(tensorboard=False)']
-    lines += [f'{k} = {v!r}' for k, v in extra.items()]
-    path.write_text('\n'.join(lines) + '\n')
-    return str(path)
-
-
-def trace(work_dir, key='loss'):
-    """step -> logged value (the last record of a step wins)."""
-    out = {}
-    with open(os.path.join(work_dir, 'log.jsonl')) as f:
-        for line in f:
-            rec = json.loads(line)
-            if key in rec:
-                out[rec['step']] = rec[key]
-    return out
-
-
 def assert_traces_match(got, want, steps):
     assert sorted(got) == list(steps), sorted(got)
     for step in steps:
@@ -104,21 +75,6 @@ def train_here(*argv):
     """tools/train.py in this process (world size 1)."""
     import train  # tools/ is on sys.path (conftest)
     train.main([str(a) for a in argv])
-
-
-def start_two_ranks(jobs, tmp_path):
-    """Launch the jobs (train.py argv, a checkpoint to wait for or None, and optionally
-    environment variables for that job) on two gloo ranks, all in one torchrun launch;
-    returns the running process."""
-    spec = tmp_path / 'jobs.json'
-    spec.write_text(json.dumps([([str(a) for a in argv], wait and str(wait),
-                                 env[0] if env else {}) for argv, wait, *env in jobs]))
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
-    env.update(PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', OMP_NUM_THREADS='1')
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-           '--master_port', '29541', os.path.abspath(__file__), str(spec)]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 @pytest.fixture(scope='module')

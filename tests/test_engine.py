@@ -4,64 +4,22 @@ non-finite losses) and what the user sees: tests/test_faults.py. Two-rank traini
 (torchrun, gloo) and resuming on another world size: tests/test_distributed.py."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
+from tests.runs import TOY, TOY_GAN, reference, run, trace  # noqa: F401 (reference: a fixture)
 from unimm.engine.checkpoint import MARKER, complete_checkpoints
 from unimm.engine.config import load_config
 from unimm.utils.build import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOY = os.path.join(ROOT, 'tests', 'configs', 'toy_regression.py')
-TOY_GAN = os.path.join(ROOT, 'tests', 'configs', 'toy_gan.py')
-
-
-def launch(config, work_dir, *extra, env=None):
-    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'train.py'), config,
-           '--work-dir', str(work_dir), *extra]
-    full_env = dict(os.environ, PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', **(env or {}))
-    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
-        full_env.pop(k, None)
-    return subprocess.Popen(cmd, env=full_env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
-def run(config, work_dir, *extra, env=None, check=True):
-    proc = launch(config, work_dir, *extra, env=env)
-    out, _ = proc.communicate(timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'training failed ({proc.returncode}):\n{out[-4000:]}')
-    return proc.returncode, out
-
-
-def loss_trace(work_dir):
-    """step -> loss, the last record of each step winning (resumed runs repeat steps)."""
-    trace = {}
-    with open(os.path.join(work_dir, 'log.jsonl')) as f:
-        for line in f:
-            rec = json.loads(line)
-            if 'loss' in rec:
-                trace[rec['step']] = rec['loss']
-    return trace
-
-
-@pytest.fixture(scope='module')
-def reference(tmp_path_factory):
-    work = tmp_path_factory.mktemp('reference')
-    run(TOY, work)
-    return work
-
 
 @pytest.mark.slow
 def test_uninterrupted_run_learns_and_exports(reference):
-    trace = loss_trace(reference)
-    assert sorted(trace) == list(range(1, 31))
-    assert trace[30] < 0.5 * trace[1]
+    losses = trace(reference)
+    assert sorted(losses) == list(range(1, 31))
+    assert losses[30] < 0.5 * losses[1]
     from unimm.models.base import PretrainedMixin
-    import tests.toy  # noqa: F401  registers the toy components
     model = PretrainedMixin.from_pretrained(os.path.join(reference, 'export'))
     from safetensors.torch import load_file
     saved = load_file(os.path.join(reference, 'export', 'model.safetensors'))
@@ -131,7 +89,6 @@ def test_two_optimizers_step_generator_and_discriminator(tmp_path):
 
 def test_config_errors_name_the_path_and_closest_names(tmp_path):
     from unimm.registry import MODELS
-    import tests.toy  # noqa: F401
     with pytest.raises(ConfigError, match=r"model\.type: unknown model type 'ToyRegresor'.*"
                                           r"'ToyRegressor'"):
         MODELS.build(dict(type='ToyRegresor'), path='model')
@@ -185,7 +142,6 @@ def test_ema_export_follows_its_decay(tmp_path, decay):
     from safetensors.torch import load_file
     from unimm.engine.runner import seed_everything
     from unimm.registry import MODELS
-    import tests.toy  # noqa: F401
     run(TOY, tmp_path, '--cfg-options', 'train_cfg.max_steps=5', f'ema.decay={decay}')
     final = load_file(os.path.join(tmp_path, 'export', 'model.safetensors'))
     ema = load_file(os.path.join(tmp_path, 'export_ema', 'model.safetensors'))

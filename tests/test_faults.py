@@ -21,9 +21,8 @@ import subprocess
 import pytest
 import torch
 
-from tests.test_datasets import solid, write_corrupt
-from tests.test_distributed import start_two_ranks, trace, write_config
-from tests.test_engine import ROOT, TOY, loss_trace, reference, run  # noqa: F401 (fixture)
+from tests.runs import (ROOT, TOY, reference, run, solid, start_two_ranks,  # noqa: F401
+                        trace, write_config, write_corrupt)
 from unimm.engine.checkpoint import complete_checkpoints
 
 pytestmark = pytest.mark.slow
@@ -132,7 +131,7 @@ def interruption_row(parts, i, want, fault, does, message):
 def interruption_rows(interrupted, reference):
     """The table rows of the four faults that interrupted the 30-step run."""
     work, parts = interrupted
-    want = loss_trace(reference)
+    want = trace(reference)
     resumed = [console(p['out'], 'resumed from', work) for p in parts[1:]]
     return {
         'kill': interruption_row(
@@ -177,7 +176,7 @@ def test_kill_sigterm_kill_during_save_and_disk_full_resume_the_exact_trace(
         in message and 'resume with --resume auto' in message
     assert any('checkpoint_failed' in r.get('event', {}) for r in parts[3]['records'])
     # the whole run, stitched from its five parts, is the uninterrupted one
-    got, want = loss_trace(work), loss_trace(reference)
+    got, want = trace(work), trace(reference)
     assert sorted(got) == list(range(1, 31))
     assert all(abs(got[s] - want[s]) <= TOL for s in want)
     assert [s for s, _ in complete_checkpoints(work / 'checkpoints')] == [25, 30]
@@ -220,7 +219,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(damaged, ref
     checkpoint (--resume PATH) is an error."""
     from unimm.engine.checkpoint import resolve_resume
     work, results = damaged
-    want = loss_trace(reference)
+    want = trace(reference)
     newest = str(work / 'checkpoints' / 'step_00000030')
     for result in results:
         assert result['auto'] == (str(work / 'checkpoints' / 'step_00000025'),
@@ -247,7 +246,7 @@ def damaged_row(damaged, reference):
     return row('a damaged newest checkpoint (a file truncated, or one byte flipped)',
                '`--resume auto` checks the manifest (sizes, SHA-256), skips the damaged '
                'checkpoint for the newest intact one and logs `damaged_checkpoint`',
-               30 - resumed_step(out), compare(got, loss_trace(reference), sorted(got)),
+               30 - resumed_step(out), compare(got, trace(reference), sorted(got)),
                f'`{console(out, "--resume auto: ", work)}`, then '
                f'`{console(out, "resumed from", work)}`')
 

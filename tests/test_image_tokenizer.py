@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from tests.test_all_configs import CONFIG_ROOT, shrink
+from tests.recipes import CONFIG_ROOT, shrink
 from unimm.engine.config import load_config
 from unimm.models.mllm.generation import GenerationMLLM
 from unimm.models.mllm.tiny_lm import make_tiny_lm, shapes_corpus

@@ -9,8 +9,8 @@ import random
 import pytest
 import torch
 
-from tests.test_sampler import (ALPHA, CAPTIONS, chi_square_pvalues, exact_marginals,
-                                random_setting)
+from tests.sampling_stats import (ALPHA, CAPTIONS, chi_square_pvalues, exact_marginals,
+                                  random_setting)
 from unimm.inference.sampler import CFGSampler, reference_generate
 from unimm.models.mllm.tiny_lm import make_tiny_lm
 from unimm.registry import MODELS

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from tests.test_semhitok import config, images
+from tests.tiny_semhitok import config, images
 from unimm.models.base import PretrainedMixin
 from unimm.models.decoders.semantic import cosine_loss
 from unimm.models.encoders.semantic import SemanticEncoder
@@ -142,7 +142,7 @@ def test_encoder_is_not_its_own_teacher_when_trained(teacher):
 
 def test_dual_codebook_random_encoder_targets_the_teacher(teacher, monkeypatch):
     import unimm.models.tokenizers.dual_codebook as dual
-    from tests.test_baselines import configs
+    from tests.tiny_baselines import configs
     cfg = configs(teacher)['dual_codebook']
     cfg['semantic_encoder'] = dict(cfg['semantic_encoder'], init='random', frozen=False)
     torch.manual_seed(0)
