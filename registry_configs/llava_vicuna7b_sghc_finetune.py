@@ -12,7 +12,6 @@ train_dataloader = dict(
                  tokenizer='checkpoints/vicuna-7b-v1.5', template='vicuna_v1', num_image_tokens=256,
                  image_size=256, max_length=2048))
 optim_wrapper = dict(optimizer=dict(lr=2e-5))
-param_scheduler = dict(warmup_steps=156)  # 3% of 5197
 deepspeed = dict(zero_stage=3)
 checkpoint = dict(interval=1000)
 test_cfg = dict(lmms=dict(type='LmmsEvalEvaluator', tasks=['mme', 'pope', 'gqa', 'seedbench'],

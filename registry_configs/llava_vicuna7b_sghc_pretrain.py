@@ -21,7 +21,7 @@ train_dataloader = dict(
                  image_size=256, max_length=2048))
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0),
                      clip_grad=1.0)
-param_scheduler = dict(type='WarmupCosine', warmup_steps=65, min_lr_ratio=0.0)  # 3% of 2180
+param_scheduler = dict(type='WarmupCosine', warmup_ratio=0.03, min_lr_ratio=0.0)
 train_cfg = dict(max_epochs=1, log_interval=10)
 checkpoint = dict(interval=500, max_keep=2)
 deepspeed = dict(zero_stage=2, precision='bf16')

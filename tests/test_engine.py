@@ -88,6 +88,7 @@ def test_two_optimizers_step_generator_and_discriminator(tmp_path):
 
 
 def test_config_errors_name_the_path_and_closest_names(tmp_path):
+    import tests.toy  # noqa: F401  registers the toy components
     from unimm.registry import MODELS
     with pytest.raises(ConfigError, match=r"model\.type: unknown model type 'ToyRegresor'.*"
                                           r"'ToyRegressor'"):
@@ -112,6 +113,7 @@ def test_config_errors_name_the_path_and_closest_names(tmp_path):
 
 
 def test_missing_required_argument_is_named():
+    import tests.toy  # noqa: F401
     from unimm.registry import DATASETS
     from unimm.utils.build import check_arguments
 
@@ -164,3 +166,23 @@ def test_deepspeed_config_bf16_skips_the_per_parameter_overflow_scan_unless_aske
                       optim, 8, 100, 2, 'bf16')
     assert asked['bf16'] == {'enabled': True, 'check_grad_overflow': True}
     assert ds_config(Config({}), optim, 8, 100, 2, 'fp32')['bf16']['enabled'] is False
+
+
+def test_warmup_as_a_share_of_the_run_follows_the_run_length():
+    from mmengine.config import Config
+    from unimm.engine.runner import ds_config
+    optim = {'optimizer': {'type': 'AdamW', 'lr': 1e-4}}
+
+    def warmup(sched, max_steps):
+        params = ds_config(Config({'param_scheduler': sched}), optim, 8, max_steps, 2,
+                           'fp32')['scheduler']['params']
+        return params['warmup_num_steps']
+    assert warmup(dict(warmup_ratio=0.03), 5197) == 156  # LLaVA-1.5 fine-tuning: 3 % of 5197
+    assert warmup(dict(warmup_ratio=0.03), 2 * 5197) == 312  # half the GPUs: twice the steps
+    assert warmup(dict(warmup_steps=None, warmup_ratio=0.03), 2180) == 65
+    assert warmup(dict(warmup_steps=40), 2180) == 40
+    for bad, message in ((dict(warmup_steps=10, warmup_ratio=0.1), 'not both'),
+                         (dict(warmup_ratio=1.5), r'not in \[0, 1\)'),
+                         (dict(warmup_ration=0.1), "unknown key.*'warmup_ration'")):
+        with pytest.raises(ConfigError, match=message):
+            warmup(bad, 100)

@@ -107,6 +107,27 @@ def scalars_of(out, extra=()):
     return logged
 
 
+SCHEDULER_KEYS = ('warmup_steps', 'warmup_ratio', 'min_lr_ratio')
+
+
+def warmup_steps(sched, max_steps):
+    """The warm-up in optimizer steps: ``warmup_steps``, or ``warmup_ratio`` of the run's
+    ``max_steps`` (so it follows the batch size and the GPU count); at most one is set."""
+    unknown = sorted(set(sched) - set(SCHEDULER_KEYS))
+    if unknown:
+        raise ConfigError(f'param_scheduler: unknown key(s) {unknown} (known: type, '
+                          f'{", ".join(SCHEDULER_KEYS)})')
+    steps, ratio = sched.get('warmup_steps'), sched.get('warmup_ratio')
+    if steps is not None and ratio is not None:
+        raise ConfigError('param_scheduler: set warmup_steps or warmup_ratio, not both (a '
+                          'recipe that inherits warmup_steps sets it to None)')
+    if ratio is None:
+        return int(steps or 0)
+    if not 0 <= ratio < 1:
+        raise ConfigError(f'param_scheduler.warmup_ratio: {ratio} is not in [0, 1)')
+    return round(ratio * max_steps)
+
+
 def ds_config(cfg, optim, batch_size, max_steps, zero_stage, precision):
     """A DeepSpeed config from unimm's config keys; ``deepspeed.config`` overrides it."""
     opt = dict(optim.get('optimizer', {}))
@@ -115,7 +136,7 @@ def ds_config(cfg, optim, batch_size, max_steps, zero_stage, precision):
     opt.setdefault('torch_adam', True)
     sched = dict(cfg.get('param_scheduler') or {})
     sched_type = sched.pop('type', 'WarmupCosine')
-    warmup = int(sched.get('warmup_steps', 0))
+    warmup = warmup_steps(sched, max_steps)
     if sched_type == 'WarmupCosine':
         scheduler = {'type': 'WarmupCosineLR', 'params': {
             # DeepSpeed rejects 0 warm-up steps (and warms up over at least 2)
