@@ -107,9 +107,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as work:
         env = dict(os.environ, DS_ACCELERATOR='cpu', OMP_NUM_THREADS='1',
                    UNIMM_EXPORT_MEMORY_DIR=work)
-        from unimm.engine.runner import _free_port
+        from unimm.engine.runner import free_port
         cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
-               str(args.ranks), '--master_port', str(_free_port()), os.path.abspath(__file__), '--worker',
+               str(args.ranks), '--master_port', str(free_port()), os.path.abspath(__file__), '--worker',
                '--width', str(args.width), '--depth', str(args.depth),
                '--zero-stage', str(args.zero_stage)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -46,7 +46,8 @@ class NonFiniteLossError(RuntimeError):
     """Too many consecutive non-finite losses: the run stopped on purpose."""
 
 
-def _free_port():
+def free_port():
+    """A TCP port free now on this machine (for a launch's rendezvous)."""
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
@@ -55,7 +56,7 @@ def _free_port():
 def init_distributed():
     """Join (or, single-process without a launcher, create) the process group."""
     if 'RANK' not in os.environ:
-        os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()),
+        os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()),
                           RANK='0', WORLD_SIZE='1', LOCAL_RANK='0')
     if not torch.distributed.is_initialized():
         # on a CPU DeepSpeed prints a line each time it loads its shared-memory comm op
