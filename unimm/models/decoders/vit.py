@@ -2,6 +2,7 @@
 ``[-1, 1]`` space (no final tanh), a plain ViT with a per-patch linear head."""
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from unimm.models.encoders.vit import (BlockStack, LayerNorm, PositionEmbedding,
                                        init_vit_weights, patch_grid, resolve_preset)
@@ -27,6 +28,10 @@ class ViTDecoder(nn.Module):
 
     ``preset='base'|'large'`` as for ``ViTEncoder``; ``last_layer`` is the head's weight,
     for VQGAN's adaptive GAN weight.
+
+    An ``image_size`` that is not a multiple of ``patch_size`` gets the floored grid: the
+    patches tile ``grid * patch_size`` pixels, resized bilinearly to ``image_size`` (the
+    inverse of ``ViTEncoder(remainder='resize')``; 27 x 14 = 378 -> 384 px).
     """
 
     def __init__(self, image_size=256, patch_size=16, in_dim=64, width=None, depth=None,
@@ -65,4 +70,8 @@ class ViTDecoder(nn.Module):
                              f'{quantized.shape[1]}')
         x = self.pos_embed(self.embed(quantized.to(self.embed.weight.dtype)))
         x = self.blocks(x)[:, -self.num_patches:]
-        return self.unpatchify(self.head(self.norm(x)))
+        images = self.unpatchify(self.head(self.norm(x)))
+        if tuple(images.shape[-2:]) != self.image_size:
+            images = F.interpolate(images, size=self.image_size, mode='bilinear',
+                                   align_corners=False)
+        return images

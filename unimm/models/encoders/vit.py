@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from timm.models.vision_transformer import Block
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from unimm.registry import MODELS
@@ -17,6 +18,7 @@ PRESETS = {
     'large': dict(width=1024, depth=24, num_heads=16),  # ViT-L
 }
 POS_EMBEDS = ('learned', 'sincos')
+REMAINDERS = ('drop', 'resize')
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
 
@@ -38,11 +40,12 @@ def resolve_preset(owner, preset, width, depth, num_heads):
 
 
 def patch_grid(owner, image_size, patch_size):
-    """(H, W) and the (h, w) patch grid; the image must tile exactly."""
+    """(H, W) and the (h, w) patch grid, floored as a stride-``patch_size`` convolution
+    floors it (SigLIP-so400m/14 at 384 px: 27 x 27, the last 6 rows and columns left over)."""
     size = pair(image_size)
-    if any(s % patch_size for s in size):
-        raise ValueError(f'{owner}: image_size {image_size} is not a multiple of '
-                         f'patch_size {patch_size}')
+    if any(s < patch_size for s in size):
+        raise ValueError(f'{owner}: image_size {image_size} is smaller than patch_size '
+                         f'{patch_size}')
     return size, tuple(s // patch_size for s in size)
 
 
@@ -142,14 +145,24 @@ class ViTEncoder(nn.Module):
     ``preset='base'|'large'`` gives ViT-B (768/12/12) or ViT-L (1024/24/16); with a preset
     ``width``/``depth``/``num_heads`` must stay None, without one each defaults to ViT-B's.
     Inputs must have the configured ``image_size``.
+
+    An ``image_size`` that is not a multiple of ``patch_size`` gets the floored grid.
+    ``remainder='drop'`` leaves the last ``image_size % patch_size`` rows and columns out,
+    as SigLIP's stride-p patch convolution does (the pixels those never see);
+    ``remainder='resize'`` first resizes the image bilinearly to ``grid * patch_size``, so
+    every pixel reaches a token (the pixel branch at 384 px with 14 px patches: 378 px).
     """
 
     def __init__(self, image_size=256, patch_size=16, width=None, depth=None, num_heads=None,
                  mlp_ratio=4.0, out_dim=32, preset=None, pos_embed='learned',
-                 grad_checkpointing=False):
+                 grad_checkpointing=False, remainder='drop'):
         super().__init__()
         width, depth, num_heads = resolve_preset('ViTEncoder', preset, width, depth, num_heads)
+        if remainder not in REMAINDERS:
+            raise ValueError(f'ViTEncoder.remainder must be one of {REMAINDERS}, got '
+                             f'{remainder!r}')
         self.image_size, self._grid = patch_grid('ViTEncoder', image_size, patch_size)
+        self.remainder = remainder
         self.patch_size = patch_size
         self.width, self.depth, self.num_heads = width, depth, num_heads
         self._out_dim = out_dim
@@ -176,6 +189,11 @@ class ViTEncoder(nn.Module):
         if tuple(images.shape[-2:]) != self.image_size:
             raise ValueError(f'ViTEncoder expects {self.image_size} images, got '
                              f'{tuple(images.shape[-2:])}')
-        x = self.patch_embed(images.to(self.patch_embed.weight.dtype))
+        images = images.to(self.patch_embed.weight.dtype)
+        covered = tuple(g * self.patch_size for g in self._grid)
+        if self.remainder == 'resize' and covered != self.image_size:
+            images = F.interpolate(images, size=covered, mode='bilinear', align_corners=False,
+                                   antialias=True)
+        x = self.patch_embed(images)
         x = self.pos_embed(x.flatten(2).transpose(1, 2))
         return self.proj(self.norm(self.blocks(x)))
