@@ -96,8 +96,8 @@ def tiny_unified_parts(tmp_path_factory):
     """(tiny LLaMA folder, random tiny SGHC SemHiTok export folder): 32 px images of 4x4
     tokens, K = 16 semantic codes x m = 4 sub-codes; the parts of the tiny unified,
     understanding and generation models of the tests."""
-    from unimm.datasets.conversation import VICUNA_SYSTEM
-    from unimm.models.mllm.tiny_lm import make_tiny_lm, shapes_corpus
+    from unimm.models.mllm.conversation import VICUNA_SYSTEM
+    from unimm.apis.tiny_lm import make_tiny_lm, shapes_corpus
     from unimm.registry import MODELS
     size, k, m, tokens = 32, 16, 4, 16
     root = tmp_path_factory.mktemp('unified')

@@ -147,7 +147,7 @@ def tiny_config(config, ctx):
 
 def fixed_batch(dataset):
     from unimm.datasets.collate import collate_skip_corrupt
-    from unimm.engine.runner import move_batch
+    from unimm.utils.batch import move_batch
     collate = getattr(dataset, 'collate_fn', collate_skip_corrupt)
     items = list(itertools.islice(dataset, 2)) \
         if isinstance(dataset, torch.utils.data.IterableDataset) else [dataset[i] for i in range(2)]

@@ -46,7 +46,7 @@ def tiny_runs(tmp_path_factory):
     env = dict(os.environ)
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
-    from unimm.models.mllm.tiny_lm import make_tiny_lm, shapes_corpus
+    from unimm.apis.tiny_lm import make_tiny_lm, shapes_corpus
     root = tmp_path_factory.mktemp('all_configs')
     torch.manual_seed(0)
     SiglipVisionModel(SiglipVisionConfig(**SIGLIP)).save_pretrained(root / 'siglip')

@@ -143,7 +143,7 @@ def test_llm_decoder_layers_compile_and_train_like_eager(tmp_path, process_group
     forwards, which build sequences and masks, stay eager), with gradient checkpointing and
     row widths that change per batch; the run matches the eager one step for step."""
     from unimm.engine.runner import Runner
-    from unimm.models.mllm.tiny_lm import make_tiny_lm
+    from unimm.apis.tiny_lm import make_tiny_lm
     llm = make_tiny_lm(str(tmp_path / 'llm'), arch='qwen2', hidden_size=32,
                        num_hidden_layers=2, num_attention_heads=2)
     data = Pairs()

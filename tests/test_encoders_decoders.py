@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import SiglipVisionConfig, SiglipVisionModel
 
-from unimm.models.decoders.semantic import cosine_loss
 from unimm.models.decoders.vit import ViTDecoder
 from unimm.models.encoders.semantic import SemanticEncoder
 from unimm.models.encoders.vit import ViTEncoder
+from unimm.models.losses import cosine_loss
 from unimm.registry import MODELS
 
 TINY_SIGLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -61,6 +61,7 @@ def test_semantic_encoder_loads_full_siglip_export(tmp_path):
 
 def test_semantic_encoder_rejects_incomplete_weights(teacher_folder, tmp_path):
     import shutil
+
     from safetensors.torch import load_file, save_file
     shutil.copytree(teacher_folder, tmp_path / 'cut')
     weights = tmp_path / 'cut' / 'model.safetensors'

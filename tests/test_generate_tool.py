@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.evaluation.recon import to_uint8
 from unimm.inference import CFGSampler, generate_images  # the public names
 from unimm.models.mllm.generation import GenerationMLLM
-from unimm.models.mllm.tiny_lm import make_tiny_lm
 from unimm.registry import MODELS
 
 CONFIG = 'registry_configs/demo/t2i_shapes.py'

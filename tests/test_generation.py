@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from unimm.models.mllm.tiny_lm import make_tiny_lm
+from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.registry import MODELS
 
 K, M, N = 8, 3, 16  # semantic codes, sub-codes, tokens per image

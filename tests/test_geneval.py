@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.datasets.shapes import render, sample_geneval_prompts, scene_from_prompt
 from unimm.datasets.transforms import pil_to_tensor
 from unimm.evaluation.geneval import GenEvalEvaluator, read_metadata, summarize
 from unimm.evaluation.mjhq import MJHQEvaluator
 from unimm.evaluation.shapes_geneval import ShapesGenEvalEvaluator, score_images
-from unimm.models.mllm.tiny_lm import make_tiny_lm
 from unimm.registry import MODELS
 
 # the first three lines of GenEval's prompts/evaluation_metadata.jsonl (MIT licence)

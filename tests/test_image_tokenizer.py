@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from tests.recipes import CONFIG_ROOT, shrink
+from unimm.apis.tiny_lm import make_tiny_lm, shapes_corpus
 from unimm.engine.config import load_config
 from unimm.models.mllm.generation import GenerationMLLM
-from unimm.models.mllm.tiny_lm import make_tiny_lm, shapes_corpus
 from unimm.models.tokenizers import IdFactorization, ImageTokenizer
 from unimm.registry import MODELS
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from tests.conftest import run_tool
-from unimm.datasets.conversation import (IGNORE_INDEX, IMAGE_TOKEN_INDEX, VICUNA_SYSTEM,
-                                         get_template, tokenize_conversation)
+from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.datasets.llava import LLaVADataset, ShapesLLaVADataset
 from unimm.datasets.samplers import length_grouped_indices
-from unimm.models.mllm.tiny_lm import make_tiny_lm
+from unimm.models.mllm.conversation import (IGNORE_INDEX, IMAGE_TOKEN_INDEX, VICUNA_SYSTEM,
+                                            get_template, tokenize_conversation)
 
 CONV = [{'from': 'human', 'value': '<image>\nhow many circles are there?'},
         {'from': 'gpt', 'value': '2'},
@@ -27,7 +27,7 @@ def tiny_lm(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def tokenizer(tiny_lm):
-    from unimm.datasets.llava import load_text_tokenizer
+    from unimm.models.mllm.llm import load_text_tokenizer
     return load_text_tokenizer(tiny_lm, 'test')
 
 

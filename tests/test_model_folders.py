@@ -11,8 +11,8 @@ import shutil
 import pytest
 import torch
 
-from unimm.datasets.conversation import IGNORE_INDEX, get_template, tokenize_conversation
-from unimm.models.mllm.tiny_lm import shapes_corpus
+from unimm.apis.tiny_lm import shapes_corpus
+from unimm.models.mllm.conversation import IGNORE_INDEX, get_template, tokenize_conversation
 from unimm.registry import MODELS
 
 CORPUS = list(shapes_corpus(num_scenes=300))
@@ -160,7 +160,7 @@ def test_vicuna_folder_with_only_a_sentencepiece_tokenizer(vicuna, siglip, tmp_p
     import sentencepiece as spm
     from transformers import LlamaTokenizer
 
-    from unimm.datasets.llava import load_text_tokenizer
+    from unimm.models.mllm.llm import load_text_tokenizer
     from unimm.models.mllm.understanding import UnderstandingMLLM
     folder, state, proto = vicuna
     assert 'tokenizer.json' not in os.listdir(folder)

@@ -7,10 +7,10 @@ import torch
 
 from tests.sampling_stats import (ALPHA, CAPTIONS, chi_square_pvalues, exact_marginals,
                                   random_setting)
+from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.inference.sampler import (CFGSampler, _argmax, _Sampling, cfg_scale_at,
                                      draw_tokens, draw_tokens_knobs, filter_logits,
                                      reference_generate)
-from unimm.models.mllm.tiny_lm import make_tiny_lm
 from unimm.models.mllm.visual_head import FlatVisualHead
 from unimm.registry import MODELS
 

@@ -11,8 +11,8 @@ import torch
 
 from tests.sampling_stats import (ALPHA, CAPTIONS, chi_square_pvalues, exact_marginals,
                                   random_setting)
+from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.inference.sampler import CFGSampler, reference_generate
-from unimm.models.mllm.tiny_lm import make_tiny_lm
 from unimm.registry import MODELS
 
 pytestmark = pytest.mark.gpu  # skipped without CUDA (conftest)

@@ -10,8 +10,8 @@ import torch
 
 from tests.tiny_semhitok import config, images
 from unimm.models.base import PretrainedMixin
-from unimm.models.decoders.semantic import cosine_loss
 from unimm.models.encoders.semantic import SemanticEncoder
+from unimm.models.losses import cosine_loss
 from unimm.registry import MODELS
 
 

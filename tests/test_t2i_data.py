@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import run_tool
+from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.datasets.shapes_datasets import ShapesCaptionDataset
 from unimm.datasets.t2i import PretokenizedT2IShards
 from unimm.models.mllm.generation import GenerationMLLM, load_image_tokenizer
-from unimm.models.mllm.tiny_lm import make_tiny_lm
 from unimm.registry import MODELS
 
 SOURCE = dict(type='ShapesCaptionDataset', seed=0, resolution=64, start=100000, length=10)

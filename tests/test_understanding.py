@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from tests.conftest import run_tool
-from unimm.datasets.conversation import IMAGE_TOKEN_INDEX, VICUNA_SYSTEM
+from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.datasets.shapes import ShapesWorld
 from unimm.datasets.transforms import pil_to_tensor
 from unimm.evaluation.lmms import TASKS_DIR
 from unimm.evaluation.vqa import question_type
-from unimm.models.mllm.tiny_lm import make_tiny_lm
+from unimm.models.mllm.conversation import IMAGE_TOKEN_INDEX, VICUNA_SYSTEM
 from unimm.models.mllm.understanding import UnderstandingMLLM
 from unimm.registry import MODELS
 

@@ -145,7 +145,8 @@ def test_per_task_losses_equal_the_single_task_models(parts, model, export):
     assert batch['und']['images'].shape == (2, 3, SIZE, SIZE) and len(batch['gen']['text']) == 2
     torch.manual_seed(5)  # the caption drop draws from the global RNG
     out = model(batch)
-    from unimm.engine.runner import scalars_of, sum_losses
+    from unimm.engine.runner import scalars_of
+    from unimm.utils.batch import sum_losses
     # the runner optimises the sum and logs each task's loss
     assert torch.equal(sum_losses(out, 'UnifiedMLLM'), out['loss_und'] + out['loss_gen'])
     assert {'loss_und', 'loss_gen', 'und_samples', 'gen_samples'} <= set(scalars_of(out))
@@ -228,8 +229,8 @@ def test_interleaved_chat_answers_then_draws(model, export, tmp_path):
 
 
 def test_one_export_serves_the_evaluators(parts, export, tmp_path):
-    from unimm.registry import METRICS
     from unimm.models.mllm.llm import load_exported
+    from unimm.registry import METRICS
     model = load_exported(None, export).eval()
     assert isinstance(model, UnifiedMLLM)
     vqa = METRICS.build(dict(type='ShapesVQAEvaluator', batch_size=4, max_questions=4,

@@ -130,7 +130,7 @@ def copy_bandwidth(device):
 
 def generation_paper_shape(device, dtype, head, tokenizer_dir):
     """GenerationMLLM at the paper's generation shape with random weights."""
-    from unimm.models.mllm.tiny_lm import train_bpe_tokenizer
+    from unimm.apis.tiny_lm import train_bpe_tokenizer
     from unimm.registry import MODELS
     train_bpe_tokenizer(['a photo of a cat'], vocab_size=300).save_pretrained(tokenizer_dir)
     with torch.device(device):
@@ -252,8 +252,8 @@ def bench_llava_step(batch, seq, zero, offload, steps=5):
     import tempfile
     from mmengine.config import Config
     from unimm.engine.runner import Runner, move_batch
-    from unimm.models.mllm.tiny_lm import train_bpe_tokenizer
-    from unimm.datasets.conversation import IMAGE_TOKEN_INDEX
+    from unimm.apis.tiny_lm import train_bpe_tokenizer
+    from unimm.models.mllm.conversation import IMAGE_TOKEN_INDEX
     with tempfile.TemporaryDirectory() as tmp:
         train_bpe_tokenizer(['a photo of a cat'], vocab_size=300).save_pretrained(tmp)
         cfg = Config(dict(
@@ -372,7 +372,7 @@ def paper_llm(llm):
 def twin_llm(llm, folder, scale):
     """(llm, tokenizer folder) of the twin: the paper architecture with a small BPE
     tokenizer, or a tiny/small random LM folder of the same family (tokenizer inside)."""
-    from unimm.models.mllm.tiny_lm import make_tiny_lm, shapes_corpus, train_bpe_tokenizer
+    from unimm.apis.tiny_lm import make_tiny_lm, shapes_corpus, train_bpe_tokenizer
     arch = paper_llm(llm)
     if scale == 'paper':
         tok = os.path.join(folder, 'tokenizer')
@@ -530,7 +530,7 @@ def write_twin(args):
 # ------------------------------------------------------------------ training throughput
 def synthetic_batch(kind, module, batch, seq, seed=0):
     """A host batch of the recipe's shapes: images, or token rows of ``seq`` tokens."""
-    from unimm.datasets.conversation import IMAGE_TOKEN_INDEX
+    from unimm.models.mllm.conversation import IMAGE_TOKEN_INDEX
     gen = torch.Generator().manual_seed(seed)
     if kind == 'tokenizer':
         size = getattr(module, 'image_size', 256)

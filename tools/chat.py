@@ -22,9 +22,9 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 from transformers import TextIteratorStreamer  # noqa: E402
 
-from unimm.datasets.conversation import IMAGE_TOKEN  # noqa: E402
 from unimm.datasets.llava import image_input  # noqa: E402
 from unimm.evaluation.recon import to_uint8  # noqa: E402
+from unimm.models.mllm.conversation import IMAGE_TOKEN  # noqa: E402
 from unimm.models.mllm.llm import load_exported  # noqa: E402
 
 

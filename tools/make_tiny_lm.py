@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from unimm.models.mllm.tiny_lm import ARCHS, make_tiny_lm  # noqa: E402
+from unimm.apis.tiny_lm import ARCHS, make_tiny_lm  # noqa: E402
 
 
 def main(argv=None):

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d work_dirs/tiny_llama ] || python tools/make_tiny_lm.py --arch llama --out work_dirs/tiny_llama \
-    --extra-text "$(python -c 'from unimm.datasets.conversation import VICUNA_SYSTEM as s; print(s)')"
+    --extra-text "$(python -c 'from unimm.models.mllm.conversation import VICUNA_SYSTEM as s; print(s)')"
 for variant in siglip spc sghc; do
     python tools/train.py registry_configs/demo/llava_${variant}_shapes.py "$@"
     python tools/test.py registry_configs/demo/llava_${variant}_shapes.py \

@@ -13,7 +13,7 @@ steps=${STEPS:-1000}
 batch=${BATCH:-8}
 llm=work_dirs/tiny_llama
 [ -d $llm ] || python tools/make_tiny_lm.py --arch llama --out $llm \
-    --extra-text "$(python -c 'from unimm.datasets.conversation import VICUNA_SYSTEM as s; print(s)')"
+    --extra-text "$(python -c 'from unimm.models.mllm.conversation import VICUNA_SYSTEM as s; print(s)')"
 [ -d work_dirs/t2i_shapes_tokens ] || \
     python tools/pretokenize.py registry_configs/demo/t2i_shapes.py --source _source_dataset \
         --out work_dirs/t2i_shapes_tokens

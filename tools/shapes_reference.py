@@ -93,7 +93,7 @@ def train_recipe(name, options):
 def make_lm(name, options):
     """tools/make_tiny_lm.py: a LLaMA of ``LM_SIZE`` into work_dirs/<name>, its tokenizer
     also taught the vicuna_v1 system prompt."""
-    from unimm.datasets.conversation import VICUNA_SYSTEM
+    from unimm.models.mllm.conversation import VICUNA_SYSTEM
     write_atomically(os.path.join('work_dirs', name), lambda out: run_tool(
         name, 'make_tiny_lm.py', ['--arch', 'llama', '--out', out, *LM_SIZE,
                                   '--extra-text', VICUNA_SYSTEM]))

@@ -13,10 +13,10 @@ import os
 import torch
 from PIL import Image
 
-from unimm.datasets.conversation import IMAGE_TOKEN
 from unimm.datasets.llava import image_input
 from unimm.evaluation.recon import to_uint8
 from unimm.inference.sampler import SCHEDULES
+from unimm.models.mllm.conversation import IMAGE_TOKEN
 from unimm.models.mllm.generation import VisualVocabularyMixin
 from unimm.models.mllm.llm import load_exported
 from unimm.models.mllm.understanding import ConversationMixin

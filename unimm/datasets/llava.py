@@ -14,31 +14,17 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from transformers import AutoTokenizer
 
-from unimm.datasets.conversation import (IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX,
-                                         get_template, tokenize_conversation)
 from unimm.datasets.image_datasets import load_image
 from unimm.datasets.shapes import ShapesWorld
 from unimm.datasets.transforms import pil_to_tensor, to_rgb
+from unimm.models.mllm.conversation import (IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX,
+                                            get_template, tokenize_conversation)
+from unimm.models.mllm.llm import load_text_tokenizer
 from unimm.registry import DATASETS
 
 logger = logging.getLogger(__name__)
 ASPECT_MODES = ('pad', 'stretch')
-
-
-def load_text_tokenizer(folder, what):
-    """A fast HF tokenizer from a local folder, with a message saying what to put there."""
-    if not folder or not os.path.isdir(folder):
-        raise FileNotFoundError(
-            f'{what}: tokenizer folder {folder!r} not found. Put a Hugging Face model folder '
-            'there (e.g. lmsys/vicuna-7b-v1.5 downloaded with `huggingface-cli download`), or '
-            'for the demo run: python tools/make_tiny_lm.py --arch llama --out '
-            'work_dirs/tiny_llama')
-    tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True)
-    if tokenizer.pad_token_id is None:  # LLaMA has none; padding is masked anyway
-        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
-    return tokenizer
 
 
 def image_count(conversation):

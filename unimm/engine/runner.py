@@ -28,6 +28,7 @@ from unimm.engine.compile import compile_networks, compile_options  # noqa: E402
 from unimm.engine.ema import EMA  # noqa: E402
 from unimm.engine.logger import MetricLogger  # noqa: E402
 from unimm.registry import DATASETS, MODELS  # noqa: E402
+from unimm.utils.batch import move_batch, sum_losses  # noqa: E402
 from unimm.utils.build import ConfigError  # noqa: E402
 
 
@@ -74,25 +75,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def move_batch(batch, device, dtype):
-    """Batch to ``device``; floating tensors take the compute dtype."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device=device, dtype=dtype if batch.is_floating_point() else None,
-                        non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: move_batch(v, device, dtype) for k, v in batch.items()}
-    if isinstance(batch, list) and batch and isinstance(batch[0], torch.Tensor):
-        return [move_batch(v, device, dtype) for v in batch]
-    return batch
-
-
-def sum_losses(out, where):
-    losses = [v for k, v in out.items() if k.startswith('loss')]
-    if not losses:
-        raise RuntimeError(f'{where} returned no "loss*" entry: {sorted(out)}')
-    return sum(losses)
 
 
 def scalars_of(out, extra=()):

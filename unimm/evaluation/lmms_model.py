@@ -11,8 +11,8 @@ from lmms_eval.api.model import lmms
 from lmms_eval.models.registry_v2 import ModelManifest
 from tqdm import tqdm
 
-from unimm.datasets.conversation import IMAGE_TOKEN
 from unimm.datasets.llava import image_input
+from unimm.models.mllm.conversation import IMAGE_TOKEN
 from unimm.models.mllm.llm import load_exported  # noqa: F401  (this module's public name)
 
 

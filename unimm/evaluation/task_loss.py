@@ -7,6 +7,7 @@ import torch
 
 from unimm.datasets.collate import collate_skip_corrupt
 from unimm.registry import DATASETS, METRICS
+from unimm.utils.batch import move_batch, sum_losses
 
 
 @METRICS.register_module()
@@ -21,7 +22,6 @@ class HeldOutLossEvaluator:
 
     @torch.no_grad()
     def __call__(self, model, work_dir=None):
-        from unimm.engine.runner import move_batch, sum_losses
         param = next(model.parameters())
         collate = getattr(self.dataset, 'collate_fn', collate_skip_corrupt)
         n = len(self.dataset) if self.max_samples is None else \

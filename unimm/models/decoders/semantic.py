@@ -1,17 +1,10 @@
 """The semantic decoder: quantised codes ``[B, N, in_dim]`` -> the teacher's feature space
 ``[B, N, out_dim]`` (SPC, stage 1), trained with a cosine distance to the teacher."""
-import torch.nn.functional as F
 from torch import nn
 
-from unimm.models.encoders.vit import (BlockStack, LayerNorm, PositionEmbedding,
-                                       init_vit_weights)
+from unimm.models.encoders.vit import BlockStack, LayerNorm, PositionEmbedding, init_vit_weights
+from unimm.models.losses import cosine_loss
 from unimm.registry import MODELS
-
-
-def cosine_loss(pred, target):
-    """Mean over tokens of ``1 - cos(pred, target)`` along the last dim: 0 when aligned,
-    2 when opposite. ``target`` is used as given (detach it if it should not train)."""
-    return (1 - F.cosine_similarity(pred.float(), target.float(), dim=-1)).mean()
 
 
 @MODELS.register_module()

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from unimm.models.base import PretrainedMixin
-from unimm.models.quantizers.output import all_reduce_sum_, distributed
 from unimm.registry import MODELS
+from unimm.utils.dist import all_reduce_sum_, distributed
 
 GAN_LOSS_TYPES = ('hinge', 'vanilla')
 

@@ -1,9 +1,11 @@
 """Loading the HF causal LM an MLLM is built on (a local folder, or random weights from an
-architecture dict: benchmarks, tests; nothing is downloaded), and loading exported MLLMs."""
+architecture dict: benchmarks, tests; nothing is downloaded), its text tokenizer, and
+loading exported MLLMs."""
 import json
 import os
 
 import torch
+from transformers import AutoTokenizer
 
 
 def load_llm(llm, attn_implementation='sdpa', what='llm', hint=''):
@@ -28,6 +30,20 @@ def load_llm(llm, attn_implementation='sdpa', what='llm', hint=''):
     return model
 
 
+def load_text_tokenizer(folder, what):
+    """A fast HF tokenizer from a local folder, with a message saying what to put there."""
+    if not folder or not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f'{what}: tokenizer folder {folder!r} not found. Put a Hugging Face model folder '
+            'there (e.g. lmsys/vicuna-7b-v1.5 downloaded with `huggingface-cli download`), or '
+            'for the demo run: python tools/make_tiny_lm.py --arch llama --out '
+            'work_dirs/tiny_llama')
+    tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True)
+    if tokenizer.pad_token_id is None:  # LLaMA has none; padding is masked anyway
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    return tokenizer
+
+
 def enable_gradient_checkpointing(llm):
     """HF gradient checkpointing (non-reentrant); the KV cache is off while training."""
     llm.config.use_cache = False
@@ -37,7 +53,8 @@ def enable_gradient_checkpointing(llm):
 def load_exported(config, checkpoint):
     """The MLLM exported to ``checkpoint`` (``<work_dir>/export``): of the type its own
     config.json names, else of the type the training ``config`` names."""
-    from unimm.engine.config import load_config
+    from mmengine.config import Config
+
     from unimm.registry import MODELS
     if not os.path.isdir(str(checkpoint)):
         raise FileNotFoundError(f'{checkpoint} is not a folder: pass the exported model folder '
@@ -48,5 +65,5 @@ def load_exported(config, checkpoint):
         with open(cfg_file) as f:
             type_ = json.load(f).get('type')
     if type_ is None:
-        type_ = load_config(config).model.type if config else 'UnderstandingMLLM'
+        type_ = Config.fromfile(config).model.type if config else 'UnderstandingMLLM'
     return MODELS.get(type_).from_pretrained(checkpoint)

@@ -17,12 +17,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from unimm.datasets.conversation import (IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX,
-                                         get_template, tokenize_conversation)
-from unimm.datasets.llava import load_text_tokenizer
 from unimm.models.base import plain
+from unimm.models.mllm.conversation import (IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX,
+                                            get_template, tokenize_conversation)
 from unimm.models.mllm.features import load_unimm_folder
-from unimm.models.mllm.llm import enable_gradient_checkpointing, load_llm
+from unimm.models.mllm.llm import enable_gradient_checkpointing, load_llm, load_text_tokenizer
 from unimm.registry import MODELS
 
 PROJECTOR_WEIGHTS = 'projector.safetensors'
@@ -243,7 +242,7 @@ class UnderstandingMLLM(ConversationMixin, nn.Module):
         projector: registry config without the dims (filled from vision and LLM).
         tokenizer: the LLM's tokenizer folder; default: the ``llm`` folder.
         template: conversation template (``vicuna_v1``, ``chatml``, ...; see
-            ``unimm.datasets.conversation``); must match the training data's.
+            ``unimm.models.mllm.conversation``); must match the training data's.
         train_llm: phase 2 (projector + LLM) instead of phase 1 (projector only).
         projector_from: a folder holding ``projector.safetensors`` (the phase-1 export).
         gradient_checkpointing: HF gradient checkpointing in the LLM.

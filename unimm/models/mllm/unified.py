@@ -24,11 +24,10 @@ import os
 
 from torch import nn
 
-from unimm.datasets.conversation import get_template
-from unimm.datasets.llava import load_text_tokenizer
 from unimm.models.base import PretrainedMixin, load_unimm_folder
+from unimm.models.mllm.conversation import get_template
 from unimm.models.mllm.generation import VisualVocabularyMixin
-from unimm.models.mllm.llm import enable_gradient_checkpointing, load_llm
+from unimm.models.mllm.llm import enable_gradient_checkpointing, load_llm, load_text_tokenizer
 from unimm.models.mllm.understanding import ConversationMixin, load_projector
 from unimm.registry import MODELS
 

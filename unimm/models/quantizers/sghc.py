@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from unimm.registry import MODELS
+from unimm.utils.dist import all_reduce_sum_, first_available
 
-from .output import (QuantizerOutput, all_reduce_sum_, code_counts, first_available, jittered,
-                     perplexity)
+from .output import QuantizerOutput, code_counts, jittered, perplexity
 from .table import CodeTable
 
 

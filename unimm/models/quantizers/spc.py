@@ -6,8 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from unimm.registry import MODELS
+from unimm.utils.dist import all_reduce_sum_, broadcast_
 
-from .output import QuantizerOutput, all_reduce_sum_, broadcast_, code_counts, perplexity
+from .output import QuantizerOutput, code_counts, perplexity
 
 
 def nearest_code(z, codes, chunk=8192):

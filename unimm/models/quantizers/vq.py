@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from unimm.registry import MODELS
+from unimm.utils.dist import all_reduce_sum_, broadcast_
 
-from .output import (QuantizerOutput, all_reduce_sum_, broadcast_, code_counts, jittered,
-                     perplexity)
+from .output import QuantizerOutput, code_counts, jittered, perplexity
 from .spc import sample_rows
 from .table import CodeTable
 

@@ -4,8 +4,8 @@ a pixel encoder, quantised with ONE shared index over paired semantic and pixel 
 a pixel decoder reconstructs images from semantic ‖ pixel codes, all in one stage."""
 import torch
 
-from unimm.models.decoders.semantic import cosine_loss
 from unimm.models.encoders.semantic import SemanticTeacher, code_projection
+from unimm.models.losses import cosine_loss
 from unimm.registry import MODELS
 
 from .one_stage import OneStageTokenizer

@@ -4,8 +4,8 @@ the frozen teacher's features) and the pixel losses optimised together, where Se
 decouples them into stages."""
 import torch
 
-from unimm.models.decoders.semantic import cosine_loss
 from unimm.models.encoders.semantic import code_projection, frozen_teacher
+from unimm.models.losses import cosine_loss
 from unimm.registry import MODELS
 
 from .one_stage import OneStageTokenizer

@@ -7,8 +7,8 @@ import os
 import torch
 from safetensors.torch import load_file
 
-from unimm.models.decoders.semantic import cosine_loss
 from unimm.models.encoders.semantic import SemanticTeacher, code_projection
+from unimm.models.losses import cosine_loss
 from unimm.models.tokenizers.base import IdFactorization, ImageTokenizer
 from unimm.models.tokenizers.fusion import check_fusion, fuse
 from unimm.registry import MODELS

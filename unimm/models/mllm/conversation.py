@@ -73,7 +73,7 @@ def register_template(template):
 def get_template(name):
     if name not in TEMPLATES:
         raise ValueError(f'unknown conversation template {name!r}; registered: '
-                         f'{sorted(TEMPLATES)} (add one with unimm.datasets.conversation.'
+                         f'{sorted(TEMPLATES)} (add one with unimm.models.mllm.conversation.'
                          'register_template)')
     return TEMPLATES[name]
 
