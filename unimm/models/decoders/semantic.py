@@ -2,7 +2,8 @@
 ``[B, N, out_dim]`` (SPC, stage 1), trained with a cosine distance to the teacher."""
 from torch import nn
 
-from unimm.models.encoders.vit import BlockStack, LayerNorm, PositionEmbedding, init_vit_weights
+from unimm.models.layers.vit_blocks import (BlockStack, LayerNorm, PositionEmbedding,
+                                            init_vit_weights)
 from unimm.models.losses import cosine_loss
 from unimm.registry import MODELS
 

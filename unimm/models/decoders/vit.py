@@ -4,8 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unimm.models.encoders.vit import (BlockStack, LayerNorm, PositionEmbedding,
-                                       init_vit_weights, patch_grid, resolve_preset)
+from unimm.models.layers.vit_blocks import (BlockStack, LayerNorm, PositionEmbedding,
+                                            init_vit_weights, patch_grid, resolve_preset)
 from unimm.registry import MODELS
 
 

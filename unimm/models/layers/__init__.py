@@ -1,0 +1,1 @@
+"""Building blocks shared by several registered components (not registered themselves)."""
