@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from unimm.apis.tiny_lm import shapes_corpus
+from unimm.models.base import PretrainedMixin
 from unimm.models.mllm.conversation import IGNORE_INDEX, get_template, tokenize_conversation
 from unimm.registry import MODELS
 
@@ -194,7 +195,11 @@ def test_vicuna_folder_with_only_a_sentencepiece_tokenizer(vicuna, siglip, tmp_p
     assert answers[0] == answers[1]
 
     model.save_pretrained(tmp_path / 'export')
-    again = UnderstandingMLLM.from_pretrained(str(tmp_path / 'export'))
+    # the layout earlier exports have; any unimm folder loads through the one scheme
+    assert sorted(os.listdir(tmp_path / 'export')) == ['config.json', 'llm',
+                                                       'projector.safetensors', 'vision']
+    again = PretrainedMixin.from_pretrained(str(tmp_path / 'export'), map_location='cpu')
+    assert isinstance(again, UnderstandingMLLM)
     assert again.conversation_ids(QUESTION) == model.conversation_ids(QUESTION)
     torch.testing.assert_close(again(batch)['loss'], loss)
     assert again.generate([QUESTION], images(1), max_new_tokens=8) == answers[0]

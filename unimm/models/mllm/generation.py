@@ -12,15 +12,13 @@ classifier-free guidance at inference needs.
 for any model with an ``llm`` and a text ``tokenizer``: `GenerationMLLM` is the mixin on
 its own, `UnifiedMLLM` (unified.py) adds the understanding path to the same LLM.
 """
-import json
 import os
 import shutil
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from unimm.models.base import PretrainedMixin, load_unimm_folder
+from unimm.models.base import PretrainedMixin, load_unimm_folder, sub_state
 from unimm.models.mllm.llm import enable_gradient_checkpointing, load_llm
 from unimm.models.tokenizers.base import IdFactorization
 from unimm.registry import MODELS
@@ -249,46 +247,22 @@ class VisualVocabularyMixin:
                    image_tokenizer=self.TOKENIZER_FOLDER if self.image_tokenizer else None)
         return cfg
 
-    def save_pretrained(self, folder, state_dict=None):
-        """``llm/`` (HF model + text tokenizer), ``image_tokenizer/`` (the frozen export,
-        copied byte for byte), config.json and the weights outside those folders."""
-        state = self.state_dict() if state_dict is None else state_dict
+    def save_parts(self, folder, state):
+        """``llm/`` (HF model + text tokenizer) and ``image_tokenizer/`` (the frozen
+        export, copied byte for byte)."""
         llm_dir = os.path.join(folder, self.LLM_FOLDER)
-        self.llm.save_pretrained(llm_dir, state_dict={k[4:]: v for k, v in state.items()
-                                                      if k.startswith('llm.')})
+        self.llm.save_pretrained(llm_dir, state_dict=sub_state(state, 'llm.'))
         self.tokenizer.save_pretrained(llm_dir)
         if self.image_tokenizer is not None:
             target = os.path.join(folder, self.TOKENIZER_FOLDER)
             if os.path.abspath(target) != os.path.abspath(self._image_tokenizer_folder):
                 shutil.copytree(self._image_tokenizer_folder, target, dirs_exist_ok=True)
-        own = {k: v for k, v in state.items() if not k.startswith(self.FOLDER_PREFIXES)}
-        super().save_pretrained(folder, state_dict=own)
 
     @classmethod
-    def _resolve_folders(cls, cfg, folder):
-        """Turn the export config's relative sub-folder names into paths."""
+    def resolve_config(cls, cfg, folder):
         cfg['llm'] = os.path.join(folder, cls.LLM_FOLDER)
         if cfg.get('image_tokenizer'):
             cfg['image_tokenizer'] = os.path.join(folder, cls.TOKENIZER_FOLDER)
-
-    @classmethod
-    def from_pretrained(cls, folder, map_location='cpu', **overrides):
-        cfg_file = os.path.join(folder, cls.CONFIG_NAME)
-        if not os.path.isfile(cfg_file):
-            raise FileNotFoundError(f'{cfg_file} not found: pass a {cls.__name__} export '
-                                    '(<work_dir>/export, written by tools/train.py)')
-        with open(cfg_file) as f:
-            cfg = json.load(f)
-        cls._resolve_folders(cfg, folder)
-        cfg.update(overrides)
-        model = MODELS.build(cfg, path=cfg_file)
-        own = load_file(os.path.join(folder, cls.WEIGHTS_NAME), device=str(map_location))
-        missing, unexpected = model.load_state_dict(own, strict=False)
-        missing = [k for k in missing if not k.startswith(cls.FOLDER_PREFIXES)]
-        if missing or unexpected:
-            raise RuntimeError(f'{folder}: weights do not match the model (missing {missing[:5]}, '
-                               f'unexpected {unexpected[:5]})')
-        return model
 
 
 @MODELS.register_module()

@@ -8,16 +8,15 @@ Phase 1 trains the projector only; phase 2 (``train_llm=True``) projector + LLM.
 `ConversationMixin` holds the conversation side (image embeddings at the placeholders,
 answer-only loss, batched generation, log-likelihoods) for any model with an ``llm``;
 `UnifiedMLLM` (unified.py) reuses it next to the generation path."""
-import json
 import os
 import threading
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from unimm.models.base import plain
+from unimm.models.base import PretrainedMixin, sub_state
 from unimm.models.mllm.conversation import (IGNORE_INDEX, IMAGE_TOKEN, IMAGE_TOKEN_INDEX,
                                             get_template, tokenize_conversation)
 from unimm.models.mllm.features import load_unimm_folder
@@ -233,8 +232,11 @@ class ConversationMixin:
 
 
 @MODELS.register_module()
-class UnderstandingMLLM(ConversationMixin, nn.Module):
-    """Args:
+class UnderstandingMLLM(ConversationMixin, PretrainedMixin, nn.Module):
+    """Export folder: ``llm/`` (HF model + tokenizer), ``vision/`` (the adapter's own
+    folder), ``projector.safetensors`` and ``config.json`` (see `PretrainedMixin`).
+
+    Args:
         vision: a feature adapter's registry config (``TokenizerFeatures``,
             ``ContinuousFeatures``) or the folder its ``save_pretrained`` wrote.
         llm: local HF causal-LM folder (Vicuna, LLaMA, Qwen2, ...) or a config dict for a
@@ -248,7 +250,9 @@ class UnderstandingMLLM(ConversationMixin, nn.Module):
         gradient_checkpointing: HF gradient checkpointing in the LLM.
     """
 
-    build_config = None  # set by the registry build function; save_pretrained writes it
+    LLM_FOLDER, VISION_FOLDER = 'llm', 'vision'
+    FOLDER_PREFIXES = ('llm.', 'vision.')
+    WEIGHTS_NAME, WEIGHTS_PREFIX = PROJECTOR_WEIGHTS, 'projector.'
 
     def __init__(self, vision, llm, projector=dict(type='MLPProjector', kind='mlp2x_gelu'),
                  tokenizer=None, template='vicuna_v1', train_llm=False, projector_from=None,
@@ -304,39 +308,24 @@ class UnderstandingMLLM(ConversationMixin, nn.Module):
         return self.conversation_ids(conversation)
 
     # ---------------------------------------------------------------- saving
-    def save_pretrained(self, folder, state_dict=None):
-        """A self-contained folder: ``llm/`` (HF model + tokenizer), ``vision/`` (the
-        adapter's own folder), ``projector.safetensors`` and ``config.json``."""
-        state = self.state_dict() if state_dict is None else state_dict
+    def export_config(self):
+        cfg = super().export_config()
+        cfg.update(vision=self.VISION_FOLDER, llm=self.LLM_FOLDER, projector_from=None,
+                   tokenizer=self.LLM_FOLDER if self.tokenizer_path else None)
+        return cfg
 
-        def part(prefix):
-            return {k[len(prefix):]: v.detach().cpu().contiguous().clone()
-                    for k, v in state.items() if k.startswith(prefix)}
-
-        os.makedirs(folder, exist_ok=True)
-        self.llm.save_pretrained(os.path.join(folder, 'llm'), state_dict=part('llm.'))
+    def save_parts(self, folder, state):
+        """``llm/`` (HF model + tokenizer) and ``vision/`` (the adapter's own folder)."""
+        llm_dir = os.path.join(folder, self.LLM_FOLDER)
+        self.llm.save_pretrained(llm_dir, state_dict=sub_state(state, 'llm.'))
         if self.tokenizer_path:
-            self.text_tokenizer.save_pretrained(os.path.join(folder, 'llm'))
-        self.vision.save_pretrained(os.path.join(folder, 'vision'), state_dict=part('vision.'))
-        save_file(part('projector.'), os.path.join(folder, PROJECTOR_WEIGHTS))
-        cfg = plain(self.build_config)
-        cfg.update(vision='vision', llm='llm', tokenizer='llm' if self.tokenizer_path else None,
-                   projector_from=None)
-        with open(os.path.join(folder, 'config.json'), 'w') as f:
-            json.dump(cfg, f, indent=2)
+            self.text_tokenizer.save_pretrained(llm_dir)
+        self.vision.save_pretrained(os.path.join(folder, self.VISION_FOLDER),
+                                    state_dict=sub_state(state, 'vision.'))
 
     @classmethod
-    def from_pretrained(cls, folder, **overrides):
-        """Rebuild from ``save_pretrained``'s folder (paths in it are relative to it)."""
-        cfg_file = os.path.join(folder, 'config.json')
-        if not os.path.isfile(cfg_file):
-            raise FileNotFoundError(f'{cfg_file} not found: give the export folder that '
-                                    'tools/train.py writes to <work_dir>/export')
-        with open(cfg_file) as f:
-            cfg = json.load(f)
+    def resolve_config(cls, cfg, folder):
         cfg.update(vision=os.path.join(folder, cfg['vision']),
-                   llm=os.path.join(folder, cfg['llm']), projector_from=folder,
-                   tokenizer=os.path.join(folder, cfg['tokenizer']) if cfg['tokenizer'] else None,
-                   gradient_checkpointing=False)
-        cfg.update(overrides)
-        return MODELS.build(cfg, path=cfg_file)
+                   llm=os.path.join(folder, cfg['llm']), gradient_checkpointing=False)
+        if cfg['tokenizer']:
+            cfg['tokenizer'] = os.path.join(folder, cfg['tokenizer'])

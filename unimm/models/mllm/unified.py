@@ -24,7 +24,7 @@ import os
 
 from torch import nn
 
-from unimm.models.base import PretrainedMixin, load_unimm_folder
+from unimm.models.base import PretrainedMixin, load_unimm_folder, sub_state
 from unimm.models.mllm.conversation import get_template
 from unimm.models.mllm.generation import VisualVocabularyMixin
 from unimm.models.mllm.llm import enable_gradient_checkpointing, load_llm, load_text_tokenizer
@@ -162,20 +162,16 @@ class UnifiedMLLM(ConversationMixin, VisualVocabularyMixin, PretrainedMixin, nn.
                    else self.VISION_FOLDER, projector_from=None, gradient_checkpointing=False)
         return cfg
 
-    def save_pretrained(self, folder, state_dict=None):
-        """The generation export (``llm/``, ``image_tokenizer/``, config.json,
-        model.safetensors: projector and head weights) plus ``vision/`` when the
-        projector reads a vision adapter other than the image tokenizer."""
-        state = self.state_dict() if state_dict is None else state_dict
-        super().save_pretrained(folder, state_dict=state)
+    def save_parts(self, folder, state):
+        """The generation export's folders (``llm/``, ``image_tokenizer/``) plus ``vision/``
+        when the projector reads a vision adapter other than the image tokenizer."""
+        super().save_parts(folder, state)
         if self.vision is not None and not self.shared_vision:
-            self.vision.save_pretrained(
-                os.path.join(folder, self.VISION_FOLDER),
-                state_dict={k[len('vision.'):]: v for k, v in state.items()
-                            if k.startswith('vision.')})
+            self.vision.save_pretrained(os.path.join(folder, self.VISION_FOLDER),
+                                        state_dict=sub_state(state, 'vision.'))
 
     @classmethod
-    def _resolve_folders(cls, cfg, folder):
-        super()._resolve_folders(cfg, folder)
+    def resolve_config(cls, cfg, folder):
+        super().resolve_config(cfg, folder)
         if cfg.get('vision'):
             cfg['vision'] = os.path.join(folder, cls.VISION_FOLDER)
