@@ -5,13 +5,13 @@ from .scorer import (DetectedShape, background_pattern, classify_pattern, parse_
 from .text import (GENEVAL_TAGS, all_geneval_prompts, caption, sample_geneval_prompts,
                    vqa_pairs)
 from .world import (BACKGROUND, COLOURS, KINDS, PALETTE, PATTERNS, SIZES, Pattern, Shape,
-                    ShapesWorld, relative_position, render, sample_pattern, sample_scene,
-                    scene_from_prompt)
+                    ShapesWorld, region_map, relative_position, render, sample_pattern,
+                    sample_scene, scene_from_prompt)
 
 __all__ = [
     'BACKGROUND', 'COLOURS', 'DetectedShape', 'GENEVAL_TAGS', 'KINDS', 'PALETTE', 'PATTERNS',
     'Pattern', 'SIZES', 'Shape', 'ShapesWorld', 'all_geneval_prompts', 'background_pattern',
-    'caption', 'classify_pattern', 'parse_image', 'relative_position', 'render',
+    'caption', 'classify_pattern', 'parse_image', 'region_map', 'relative_position', 'render',
     'sample_geneval_prompts', 'sample_pattern', 'sample_scene', 'scene_from_prompt',
     'score_caption_attributes', 'score_prompt', 'vqa_pairs',
 ]

@@ -210,6 +210,15 @@ def _mask(shape, resolution):
     return np.asarray(image, dtype=bool)
 
 
+def region_map(scene, resolution):
+    """Which element of the scene covers each pixel, as ``render`` paints them: [H, W] ints,
+    -1 for the background and ``k`` for ``scene[k]``."""
+    regions = np.full((resolution, resolution), -1, dtype=np.int64)
+    for k, shape in enumerate(scene):
+        regions[_mask(shape, resolution)] = k
+    return regions
+
+
 def sample_pattern(rng):
     """A random pattern: a uniform family, then the fine parameters that family uses."""
     family = PATTERNS[int(rng.integers(len(PATTERNS)))]
