@@ -291,9 +291,12 @@ class CFGSampler:
         self.device = model.llm.device
         self.compile = self.device.type == 'cuda' if compile is None else compile
         self.buckets = batch_buckets(max_batch)
-        self._caches = {}  # rows -> StaticCache
+        self._caches = {}  # (rows, length) -> StaticCache
+        self._jacobi_steps = {}  # (window, filtered) -> compiled SJD pass
+        self.last_passes = None
+        self.backend = backend
+        self.options = options = COMPILE_TUNING[tuning] if backend == 'inductor' else None
         if self.compile:
-            options = COMPILE_TUNING[tuning] if backend == 'inductor' else None
             # unfiltered and filtered draws: two compiled steps, each one graph per bucket
             # (a budget of twice that, so an unforeseen guard costs a compile, not an error)
             self._steps = {filtered: _compile_step(
@@ -307,17 +310,19 @@ class CFGSampler:
         """The decode step as it runs after the first token (compiled or not)."""
         return self._steps[False]
 
-    def _cache_for(self, rows):
-        """The static cache for ``rows`` rows, reset: one per bucket when compiled (the
-        graphs read its tensors), the last one only when eager."""
+    def _cache_for(self, rows, length=None):
+        """The static cache for ``rows`` rows of ``length`` slots (default `max_len`),
+        reset: one per bucket and length when compiled (the graphs read its tensors), the
+        last one only when eager."""
         from transformers import StaticCache
-        cache = self._caches.get(rows)
+        length = length or self.max_len
+        cache = self._caches.get((rows, length))
         if cache is None:
             if not self.compile:
                 self._caches.clear()
-            # its layers allocate [rows, heads, max_len, dim] on the first (prefill) update
-            cache = self._caches[rows] = StaticCache(config=self.model.llm.config,
-                                                     max_cache_len=self.max_len)
+            # its layers allocate [rows, heads, length, dim] on the first (prefill) update
+            cache = self._caches[rows, length] = StaticCache(config=self.model.llm.config,
+                                                             max_cache_len=length)
         else:
             cache.reset()
         return cache
@@ -327,7 +332,11 @@ class CFGSampler:
         """Cache length: prompt and image rounded up to a multiple of 64, so the attention
         matmuls over the cache get aligned strides (an odd length drops cuBLAS to slow
         unaligned kernels); the mask hides the spare slots."""
-        return -(-(self.max_prompt_len + self.model.num_image_tokens) // 64) * 64
+        return self._aligned(self.max_prompt_len + self.model.num_image_tokens)
+
+    @staticmethod
+    def _aligned(length):
+        return -(-length // 64) * 64
 
     def _decode_step(self, token_ids, positions, mask, knobs, cache, batch, guided, filtered):
         out = self.model.llm.model(input_ids=token_ids, attention_mask=mask,
@@ -350,16 +359,23 @@ class CFGSampler:
         return cond + other, bucket, True
 
     @torch.no_grad()
-    def generate(self, prompts, uncond=None, progress=None, **sampling):
+    def generate(self, prompts, uncond=None, progress=None, jacobi_window=None, **sampling):
         """Global visual ids [B, num_image_tokens] for ``prompts`` (token id lists ending
         in ``<boi>``), guided by ``uncond`` (the unconditional prompts) when given.
         ``progress(done, total)`` is called after each token position is drawn (a web
-        page's progress bar); it runs on the host between steps and changes no draw."""
+        page's progress bar); it runs on the host between steps and changes no draw.
+        ``jacobi_window=W`` decodes by speculative Jacobi decoding (`_generate_jacobi`:
+        up to W tokens per forward pass, the same distribution; one prompt at a time).
+        ``last_passes`` is then the number of forward passes of the call (prefill
+        included; num_image_tokens without SJD)."""
+        if jacobi_window is not None:
+            return self._generate_jacobi(prompts, uncond, jacobi_window, progress, **sampling)
         opts = _Sampling(**sampling)
         model, n = self.model, self.model.num_image_tokens
         batch = len(prompts)
         if batch > self.max_batch:
             raise ValueError(f'{batch} prompts exceed max_batch={self.max_batch}')
+        self.last_passes = n
         rows, step_batch, guided = self._layout(prompts, uncond)
         ids, mask, positions = _left_pad(rows, model.tokenizer.pad_token_id or 0, self.device)
         length = ids.shape[1]
@@ -395,3 +411,109 @@ class CFGSampler:
         if progress is not None:
             progress(n, n)
         return out_ids[:batch]
+
+    # ------------------------------------------------ speculative Jacobi decoding
+    def _jacobi_step(self, last, state, done, base_positions, mask, knobs, cache, guided,
+                     filtered, window):
+        """One SJD pass: the LLM over [last accepted token, drafts] (``window`` query
+        positions per row, at ``base_positions + done``), the verification
+        (`speculative.jacobi_pass`) and the rollback of the cache entries past the
+        accepted tokens. Returns the window's tokens, their count, the next drafts'
+        state and the new number of accepted tokens."""
+        from unimm.inference.speculative import jacobi_pass, levels_for
+        model = self.model
+        levels = levels_for(model.visual_head)
+        ids = (torch.cat([last, levels.ids(state)]) + model.text_vocab)[None]
+        ids = ids.expand(2, window) if guided else ids
+        out = model.llm.model(input_ids=ids, attention_mask=mask,
+                              position_ids=base_positions + done, cache=cache, use_cache=True)
+        hidden = out.last_hidden_state
+        hc, hu = hidden[0], (hidden[1] if guided else None)
+        slots = torch.arange(window, device=hidden.device)
+        step_knobs = knobs[(done + slots).clamp(max=model.num_image_tokens - 1)]
+        tokens, count, next_state = jacobi_pass(levels, hc, hu, step_knobs, state, window,
+                                                filtered)
+        for layer in cache.layers:  # entries past the accepted tokens are rewritten next
+            layer.cumulative_length.sub_(window - count)
+        return tokens, count, next_state, done + count
+
+    def _jacobi_fn(self, window, filtered):
+        """The SJD pass, compiled once per window and draw kind when the sampler compiles."""
+        if not self.compile:
+            return self._jacobi_step
+        key = (window, filtered)
+        if key not in self._jacobi_steps:
+            self._jacobi_steps[key] = _compile_step(
+                self._jacobi_step, 2, fullgraph=True, dynamic=False, backend=self.backend,
+                options=self.options)
+        return self._jacobi_steps[key]
+
+    @torch.no_grad()
+    def _generate_jacobi(self, prompts, uncond, window, progress=None, **sampling):
+        """`generate` by speculative Jacobi decoding (unimm/inference/speculative.py) with
+        ``window`` query positions a pass: the last accepted token and ``window - 1``
+        drafts, so a pass yields 1 to ``window`` tokens (1: the plain loop). One prompt
+        (cond and uncond rows; compiled, an unguided call runs its prompt as the uncond
+        row with guidance off); the cache has ``window`` spare slots for the pass that
+        runs past the image. Sets ``last_passes``."""
+        from unimm.inference.speculative import levels_for
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f'jacobi_window must be an int >= 1, not {window!r}')
+        if len(prompts) != 1:
+            raise ValueError(f'speculative Jacobi decoding draws one prompt at a time (batch 1, '
+                             f'its goal is latency); got {len(prompts)} prompts')
+        opts = _Sampling(**sampling)
+        model, n = self.model, self.model.num_image_tokens
+        if self.compile:
+            _rows(prompts, uncond)
+            rows, guided = list(prompts) + list(uncond or prompts), True
+        else:
+            rows, guided = _rows(prompts, uncond), uncond is not None
+        ids, mask, positions = _left_pad(rows, model.tokenizer.pad_token_id or 0, self.device)
+        length = ids.shape[1]
+        if length > self.max_prompt_len:
+            raise ValueError(f'a prompt of {length} tokens exceeds max_prompt_len='
+                             f'{self.max_prompt_len}')
+        max_len = self._aligned(self.max_prompt_len + n + window)
+        cache = self._cache_for(len(rows), max_len)
+        # causal masking hides every slot past the query, so the image slots are all on
+        full_mask = mask.new_ones(len(rows), max_len)
+        full_mask[:, :length] = mask
+        knobs = opts.knobs(n, uncond is not None, self.device)
+        filtered, levels = opts.filtered, levels_for(model.visual_head)
+        step = self._jacobi_fn(window, filtered)
+        out_ids = torch.empty(1, n, dtype=torch.long, device=self.device)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []), \
+                _recompile_budget(self.compile), \
+                gqa_decode_attention_for(model.llm, self.gqa_decode), \
+                (self.fused.active() if self.fused else contextlib.nullcontext()):
+            torch.manual_seed(opts.seed)
+            out = model.llm.model(input_ids=ids, attention_mask=full_mask, position_ids=positions,
+                                  cache=cache, use_cache=True)
+            hc, hu = _split(out.last_hidden_state[:, -1], 1, guided)
+            first = torch.zeros(max(window - 1, 1), dtype=torch.long, device=self.device)
+            target = levels.target(hc, hu, knobs[:1], filtered)
+            token, _ = levels.draw(hc, hu, knobs[:1], target, first[:1], filtered)
+            _, state = levels.draw(hc, hu, knobs[:1], target, first[:window - 1], filtered)
+            out_ids[0, 0] = token[0]
+            # the image token at slot k of a pass after ``done`` tokens sits at position
+            # (<boi>'s) + done + k
+            base = positions[:, -1:] + torch.arange(window, device=self.device)
+            done, accepted, passes = torch.ones((), dtype=torch.long, device=self.device), 1, 1
+            while accepted < n:
+                if progress is not None:
+                    progress(accepted, n)
+                tokens, count, state, done = step(token, state, done, base, full_mask, knobs,
+                                                  cache, guided, filtered, window)
+                if self.compile:  # the graph's outputs are overwritten by the next replay
+                    tokens, done = tokens.clone(), done.clone()
+                    state = tuple(t.clone() for t in state)
+                count = min(int(count), n - accepted)
+                out_ids[0, accepted:accepted + count] = tokens[:count]
+                token = tokens[count - 1:count]
+                accepted += count
+                passes += 1
+        if progress is not None:
+            progress(n, n)
+        self.last_passes = passes
+        return out_ids
