@@ -68,13 +68,13 @@ def trace(work_dir, key='loss'):
 
 
 def start_two_ranks(jobs, tmp_path):
-    """Launch the jobs (train.py argv, a checkpoint to wait for or None, and optionally
-    environment variables for that job) on two gloo ranks, all in one torchrun launch;
-    returns the running process."""
+    """Launch the jobs (`unimm.apis.train.train`'s keyword arguments, a checkpoint to wait
+    for or None, and optionally environment variables for that job) on two gloo ranks, all
+    in one torchrun launch; returns the running process."""
     from unimm.engine.runner import free_port
     spec = tmp_path / 'jobs.json'
-    spec.write_text(json.dumps([([str(a) for a in argv], wait and str(wait),
-                                 env[0] if env else {}) for argv, wait, *env in jobs]))
+    spec.write_text(json.dumps([({k: str(v) for k, v in job.items()}, wait and str(wait),
+                                 env[0] if env else {}) for job, wait, *env in jobs]))
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
     env.update(PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', OMP_NUM_THREADS='1')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',

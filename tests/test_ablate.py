@@ -1,5 +1,6 @@
-"""tools/ablate.py end to end in --quick mode (every row trained through the Runner,
-evaluated, and the report written from results.json), its skip-on-rerun, the verdict
+"""The ablations (unimm.apis.ablate, behind tools/ablate.py) end to end in quick mode
+(every row trained through the Runner, evaluated, and the report written from
+results.json), its skip-on-rerun, the verdict
 logic on synthetic numbers, the shapes probe, and TokenizerFeatures over every tokenizer."""
 import copy
 import json
@@ -8,10 +9,10 @@ import os
 import pytest
 import torch
 
-import ablate
 from tests.conftest import release_process_group
 from tests.tiny_baselines import configs as baseline_configs
 from tests.tiny_semhitok import config as semhitok_config
+from unimm.apis import ablate
 from unimm.registry import METRICS, MODELS
 
 HAND_WRITTEN = f'{ablate.BEGIN}\nmy reading of the runs\n{ablate.END}'
@@ -19,7 +20,7 @@ HAND_WRITTEN = f'{ablate.BEGIN}\nmy reading of the runs\n{ablate.END}'
 
 @pytest.fixture(scope='module')
 def quick(tmp_path_factory):
-    """One --quick run on a random 64 px teacher: (results, report text, work dir, args).
+    """One quick run on a random 64 px teacher: (results, report text, work dir, arguments).
     The in-process runners' process group and launcher variables are undone afterwards."""
     from transformers import SiglipVisionConfig, SiglipVisionModel
     env = dict(os.environ)
@@ -28,10 +29,10 @@ def quick(tmp_path_factory):
     SiglipVisionModel(SiglipVisionConfig(image_size=64, patch_size=8, hidden_size=96,
                                          intermediate_size=192, num_hidden_layers=1,
                                          num_attention_heads=4)).save_pretrained(root / 'teacher')
-    args = ['--quick', '--work-dir', str(root / 'work'), '--out', str(root / 'ablations.md'),
-            '--teacher', str(root / 'teacher')]
-    results = ablate.main(args)
-    yield copy.deepcopy(results), (root / 'ablations.md').read_text(), root / 'work', args
+    kwargs = dict(quick=True, work_dir=str(root / 'work'), out=str(root / 'ablations.md'),
+                  teacher=str(root / 'teacher'))
+    results = ablate.ablate(**kwargs)
+    yield copy.deepcopy(results), (root / 'ablations.md').read_text(), root / 'work', kwargs
     release_process_group(env)
 
 
@@ -114,8 +115,8 @@ def test_semantic_ids_stay_bit_identical_for_semhitok_rows(quick):
 
 @pytest.mark.slow
 def test_rerun_skips_every_done_row_and_keeps_the_hand_written_block(quick, monkeypatch):
-    results, _, work, args = quick
-    out = args[args.index('--out') + 1]
+    results, _, work, kwargs = quick
+    out = kwargs['out']
     with open(out) as f:
         text = f.read()
     start, end = text.index(ablate.BEGIN), text.index(ablate.END) + len(ablate.END)
@@ -125,10 +126,9 @@ def test_rerun_skips_every_done_row_and_keeps_the_hand_written_block(quick, monk
     def forbidden(*a, **k):
         raise AssertionError('a done row was trained or evaluated again')
 
-    for target in ('train_tool.main', 'test_tool.main'):
-        monkeypatch.setattr(f'ablate.{target}', forbidden)
-    monkeypatch.setattr('ablate.run_probe', forbidden)
-    again = ablate.main(args)
+    for target in ('train', 'evaluate', 'run_probe'):
+        monkeypatch.setattr(f'unimm.apis.ablate.{target}', forbidden)
+    again = ablate.ablate(**kwargs)
     assert again['runs'] == results['runs']
     with open(out) as f:
         assert HAND_WRITTEN in f.read()
@@ -138,28 +138,27 @@ def test_rerun_skips_every_done_row_and_keeps_the_hand_written_block(quick, monk
 def test_a_killed_training_resumes_and_a_changed_eval_reruns_only_the_eval(quick, monkeypatch):
     """Without an export a row trains again from its newest checkpoint; recon settings that
     differ from the stored ones re-evaluate without retraining."""
-    results, _, work, args = quick
+    results, _, work, kwargs = quick
     key = results['tables']['5'][0]['run']
     export = work / 'runs' / key / 'export'
     calls = []
 
-    def train(argv):  # stands in for the resumed training, which writes the export
-        calls.append(('train', argv))
+    def train(*args):  # stands in for the resumed training, which writes the export
+        calls.append(('train', args))
         os.rename(str(export) + '.bak', export)
 
-    monkeypatch.setattr('ablate.train_tool.main', train)
-    monkeypatch.setattr('ablate.test_tool.main', lambda argv: calls.append(('test', argv)) or
-                        dict(results['runs'][key]['recon']))
+    monkeypatch.setattr('unimm.apis.ablate.train', train)
+    monkeypatch.setattr('unimm.apis.ablate.evaluate', lambda *args: calls.append(('test', args))
+                        or dict(results['runs'][key]['recon']))
     state = json.loads((work / 'results.json').read_text())
     state['runs'][key]['recon_settings'] = {'stale': True}
     (work / 'results.json').write_text(json.dumps(state))
-    ablate.main(args + ['--tables', '5'])
+    ablate.ablate(tables=['5'], **kwargs)
     assert [c[0] for c in calls] == ['test']
     os.rename(export, str(export) + '.bak')
-    ablate.main(args + ['--tables', '5'])
-    trained = [argv for kind, argv in calls if kind == 'train']
-    assert len(trained) == 1 and trained[0][-2:] == ['--resume', 'auto']
-    assert trained[0][trained[0].index('--work-dir') + 1] == str(work / 'runs' / key)
+    ablate.ablate(tables=['5'], **kwargs)
+    trained = [args for kind, args in calls if kind == 'train']
+    assert len(trained) == 1 and trained[0][1:] == (str(work / 'runs' / key), 'auto')
     assert [c[0] for c in calls] == ['test', 'train', 'test']  # retrained rows re-evaluate
 
 

@@ -3,8 +3,8 @@ same loss trace, and a checkpoint saved on two ranks resumes on one and back (De
 universal checkpoints, converted by the runner when the world size changed).
 
 The single-rank runs train in this process; every two-rank run goes through ONE
-``torchrun --nproc_per_node 2`` launch of this file (its ``__main__`` runs
-``tools/train.py``'s ``main`` once per job), which keeps the test inside its time budget.
+``torchrun --nproc_per_node 2`` launch of this file (its ``__main__`` calls
+``unimm.apis.train.train`` once per job), which keeps the test inside its time budget.
 fp32 on the CPU: traces agree to float rounding of the gradient all-reduce (rtol 1e-5).
 The same launch trains an export toy at ZeRO-0 and ZeRO-3 on two ranks, whose exports
 must be the same bytes (ZeRO-3 gathers them tensor by tensor, onto rank 0 only).
@@ -20,6 +20,7 @@ from torch import nn
 from tests.conftest import release_process_group
 from tests.runs import ROOT, TOY, TOY_GAN, start_two_ranks, trace, write_config
 from tests.toy import toy_adversarial_terms
+from unimm.apis.train import train
 from unimm.engine.checkpoint import MARKER
 from unimm.models.base import PretrainedMixin
 from unimm.registry import MODELS
@@ -71,12 +72,6 @@ def assert_traces_match(got, want, steps):
         assert got[step] == pytest.approx(want[step], rel=RTOL, abs=1e-7), (step, got, want)
 
 
-def train_here(*argv):
-    """tools/train.py in this process (world size 1)."""
-    import train  # tools/ is on sys.path (conftest)
-    train.main([str(a) for a in argv])
-
-
 @pytest.fixture(scope='module')
 def in_process():
     """Undo what in-process runners leave behind: the process group and launcher vars."""
@@ -99,24 +94,24 @@ def runs(tmp_path_factory, in_process):
     step4 = os.path.join('checkpoints', 'step_00000004')
     # the two-rank launch starts first (its imports overlap the single-rank runs); its
     # resumes wait for the single-rank checkpoints they start from
-    jobs = [([cfg[k], '--work-dir', w[f'{k}_2']], None) for k in cfg]
-    jobs += [([cfg[k], '--work-dir', w[f'{k}_1to2'], '--resume', w[f'{k}_1'] / step4],
+    jobs = [(dict(config=cfg[k], work_dir=w[f'{k}_2']), None) for k in cfg]
+    jobs += [(dict(config=cfg[k], work_dir=w[f'{k}_1to2'], resume=w[f'{k}_1'] / step4),
               w[f'{k}_1'] / step4 / MARKER) for k in cfg]
     # no gradient clipping: at two ranks ZeRO-0 and ZeRO-3 then step on the same bits
     for stage in (0, 3):
         w[f'export_z{stage}'] = tmp / f'export_z{stage}'
-        jobs.append(([write_config(
+        jobs.append((dict(config=write_config(
             tmp / f'export_z{stage}.py', TOY, optim_wrapper=dict(clip_grad=None),
             model=dict(_delete_=True, type='ExportToy', dim=8, hidden=16),
             deepspeed=dict(zero_stage=stage, precision='fp32')),
-            '--work-dir', w[f'export_z{stage}']], None))
+            work_dir=w[f'export_z{stage}']), None))
     two = start_two_ranks(jobs, tmp)
     for k in cfg:
-        train_here(cfg[k], '--work-dir', w[f'{k}_1'])
+        train(str(cfg[k]), str(w[f'{k}_1']))
     out, _ = two.communicate(timeout=600)
     assert two.returncode == 0, out[-6000:]
     for k in cfg:
-        train_here(cfg[k], '--work-dir', w[f'{k}_2to1'], '--resume', w[f'{k}_2'] / step4)
+        train(str(cfg[k]), str(w[f'{k}_2to1']), resume=str(w[f'{k}_2'] / step4))
     return {name: str(path) for name, path in w.items()}
 
 
@@ -309,8 +304,6 @@ def test_benchmark_loader_and_twin(tmp_path):
 
 if __name__ == '__main__':  # one torchrun launch, several training jobs (see the docstring)
     import time
-    sys.path[:0] = [ROOT, os.path.join(ROOT, 'tools')]
-    import train
     from unimm.engine.runner import Runner
     gather = Runner._full_state_dict
 
@@ -324,13 +317,13 @@ if __name__ == '__main__':  # one torchrun launch, several training jobs (see th
                 json.dump({str(r): n for r, n in enumerate(box)}, f)
         return out
     Runner._full_state_dict = recorded_gather
-    for argv, wait, env in json.load(open(sys.argv[1])):
+    for job, wait, env in json.load(open(sys.argv[1])):
         start = time.time()
         while wait and not os.path.isfile(wait):
             if time.time() - start > 300:
                 raise TimeoutError(f'{wait} did not appear')
             time.sleep(0.1)
         os.environ.update(env)
-        train.main(argv)
+        train(**job)
         for key in env:
             del os.environ[key]

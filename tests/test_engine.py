@@ -125,14 +125,12 @@ def test_missing_required_argument_is_named():
 
 
 def test_base_inheritance_and_cfg_options():
-    from train import parse_args  # tools/ is on sys.path via conftest
     cfg = load_config(TOY_GAN)
     assert cfg.model.type == 'ToyGenerator' and 'hidden' not in cfg.model  # _delete_
     assert cfg.train_dataloader.batch_size == 8  # inherited
     assert cfg.disc_optim_wrapper.optimizer.lr == 1e-3
-    args = parse_args([TOY_GAN, '--cfg-options', 'train_cfg.max_steps=3',
-                       'optim_wrapper.optimizer.lr=0.5', 'model.dim=4'])
-    cfg = load_config(args.config, args.cfg_options)
+    options = {'train_cfg.max_steps': 3, 'optim_wrapper.optimizer.lr': 0.5, 'model.dim': 4}
+    cfg = load_config(TOY_GAN, options)
     assert cfg.train_cfg.max_steps == 3 and cfg.train_cfg.log_interval == 1
     assert cfg.optim_wrapper.optimizer.lr == 0.5 and cfg.model.dim == 4
 

@@ -360,10 +360,10 @@ def two_ranks(tmp_path_factory):
     work = {k: tmp / k for k in ('corrupt', 'whole', 'killed')}
     kill = {'UNIMM_TEST_SIGNAL_AT_STEP': f'{KILL_STEP_2}:{int(signal.SIGKILL)}:1'}
     outs = []
-    for jobs in ([([corrupt, '--work-dir', work['corrupt']], None),
-                  ([lin, '--work-dir', work['whole']], None),
-                  ([lin, '--work-dir', work['killed']], None, kill)],
-                 [([lin, '--work-dir', work['killed'], '--resume', 'auto'], None)]):
+    for jobs in ([(dict(config=corrupt, work_dir=work['corrupt']), None),
+                  (dict(config=lin, work_dir=work['whole']), None),
+                  (dict(config=lin, work_dir=work['killed']), None, kill)],
+                 [(dict(config=lin, work_dir=work['killed'], resume='auto'), None)]):
         launch = start_two_ranks(jobs, tmp)
         try:
             out, _ = launch.communicate(timeout=300)

@@ -7,11 +7,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
-
-from unimm.engine.config import DictAction, load_config  # noqa: E402
-from unimm.registry import METRICS, MODELS  # noqa: E402
-from unimm.utils.build import ConfigError  # noqa: E402
+from unimm.apis.test import evaluate  # noqa: E402
+from unimm.engine.config import DictAction  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -26,22 +23,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
-    tasks = dict(cfg.get('test_cfg') or {})
-    if args.task not in tasks:
-        raise ConfigError(f'--task {args.task!r}: the config\'s test_cfg has {sorted(tasks)}')
-    if not os.path.isdir(args.checkpoint):
-        raise FileNotFoundError(f'{args.checkpoint} is not a folder: pass the exported weights '
-                                'folder that tools/train.py writes to <work_dir>/export')
-    model_cls = MODELS.get(cfg.model.type)
-    model = model_cls.from_pretrained(args.checkpoint)
-    model.to('cuda' if torch.cuda.is_available() else 'cpu').eval()
-    evaluator = METRICS.build(tasks[args.task], path=f'test_cfg.{args.task}')
-    work_dir = args.work_dir or args.checkpoint
-    os.makedirs(work_dir, exist_ok=True)
-    results = evaluator(model, work_dir=work_dir)
-    with open(os.path.join(work_dir, f'test_{args.task}.json'), 'w') as f:
-        json.dump(results, f, indent=2)
+    results = evaluate(args.config, args.checkpoint, args.task, args.work_dir, args.cfg_options)
     print(json.dumps(results, indent=2))
     return results
 

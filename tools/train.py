@@ -8,7 +8,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from unimm.engine.config import DictAction, load_config  # noqa: E402
+from unimm.apis.train import train  # noqa: E402
+from unimm.engine.config import DictAction  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -25,15 +26,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
-    work_dir = args.work_dir or cfg.get('work_dir') or os.path.join(
-        'work_dirs', os.path.splitext(os.path.basename(args.config))[0])
-    from unimm.engine.runner import Runner
-    runner = Runner(cfg, work_dir, resume=args.resume)
-    if runner.rank == 0:
-        os.makedirs(runner.work_dir, exist_ok=True)
-        cfg.dump(os.path.join(runner.work_dir, 'config.py'))
-    runner.train()
+    train(args.config, args.work_dir, args.resume, args.cfg_options)
 
 
 if __name__ == '__main__':
