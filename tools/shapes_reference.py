@@ -6,6 +6,11 @@ and MLLM on held-out scenes and writes docs/shapes_reference.md.
     python tools/shapes_reference.py evaluate     # the MLLMs' held-out tasks, best on a GPU
     python tools/shapes_reference.py report       # any machine
 
+    python tools/shapes_reference.py train --chain baselines   # the baseline comparison
+    python tools/shapes_reference.py pack --out DIR [--exports NAME ...]   # GPU -> here
+    python tools/shapes_reference.py unpack DIR/*.tar
+    python tools/shapes_reference.py report --chain baselines  # -> docs/baselines.md
+
 Run it from the repository root, like tools/train.py. The chain's steps (``STEPS``) are
 the tokenizer recipes, the preparation of the MLLM stages (the reference LLM made by
 tools/make_tiny_lm.py, the caption-image pairs pre-tokenised by tools/pretokenize.py with
@@ -16,7 +21,20 @@ records each step's wall time and device in work_dirs/shapes_reference/stages.js
 ``evaluate`` runs tools/test.py on the MLLM exports and keeps the results in
 work_dirs/shapes_reference/<recipe>/ (``report`` runs the missing ones and reuses the rest,
 unless the export is newer); ``report`` reads the tokenizer exports (LPIPS and rFID need their local weights, see
-docs/getting_started.md)."""
+docs/getting_started.md) and keeps each tokenizer's scores in
+work_dirs/shapes_reference/<recipe>/scores.json (reused unless the export is newer).
+
+The baseline chain (``--chain baselines``, docs/baselines.md) trains the joint (VILA-U),
+pixel VQ (LlamaGen) and dual codebook (TokenFlow) tokenizers at sghc_flat64's budget, then
+their LLaVA and t2i models exactly as llava_sghc_flat64 / t2i_flat64, and evaluates each
+MLLM as a step of the chain (its test JSONs are what the report needs, so the MLLM exports
+never have to leave the GPU machine). The Janus-style dual encoder is not trained again:
+its understanding path is teacher_flat64's continuous features (llava_teacher_flat64 of
+the reference chain) and its generation path a pixel VQ (pixel_vq_flat64 and its t2i).
+``pack`` puts the chain's small results (stages.json, test JSONs, training logs) and the
+named exports into tar files under --out; ``unpack`` extracts them here, merging the
+recorded stages into the local stages.json. ``report --chain baselines`` writes the
+comparison table between the markers of docs/baselines.md."""
 import argparse
 import datetime
 import json
@@ -54,6 +72,11 @@ def export_of(name):
     return os.path.join('work_dirs', name, 'export')
 
 
+def result_path(name, task):
+    """Where ``evaluate`` keeps recipe ``name``'s results of test task ``task``."""
+    return os.path.join(STATE, name, f'test_{task}.json')
+
+
 def recipe_path(name):
     return os.path.join(RECIPES, f'{name}.py')
 
@@ -88,6 +111,12 @@ def train_recipe(name, options):
     """tools/train.py on one recipe (resumed if it has checkpoints)."""
     run_tool(f'{name}.train', 'train.py', [recipe_path(name), '--resume', 'auto',
                                            *(['--cfg-options', *options] if options else [])])
+
+
+def run_evaluation(name, task, options):
+    """``evaluate`` as a step of the chain; the chain's cfg options apply to the recipe
+    read (training ignores test_cfg, tools/test.py train_cfg: one list serves both)."""
+    evaluate(name, task, options)
 
 
 def make_lm(name, options):
@@ -144,6 +173,42 @@ STEPS = {
 }
 
 
+# The baseline comparison (docs/baselines.md): each baseline tokenizer at sghc_flat64's
+# budget (teacher_flat64 as its text-aligned tower where it has one), then its LLaVA and t2i
+# models trained exactly as llava_sghc_flat64 / t2i_flat64 (the same reference LLM), each
+# evaluated as a step of its own. The Janus-style dual encoder is two models the chains
+# already train: teacher_flat64's continuous features (llava_teacher_flat64) and a pixel VQ
+# (pixel_vq_flat64, t2i_pixel_vq_flat64).
+BASELINES = ('joint', 'pixel_vq', 'dual_codebook')
+
+
+def evaluation(name, task):
+    """The step that runs tools/test.py --task ``task`` on recipe ``name``'s export; done
+    once its results are kept (work_dirs/shapes_reference/<name>/test_<task>.json)."""
+    return Step((name,), partial(run_evaluation, name, task), result_path(name, task))
+
+
+def baseline_steps(kind):
+    """Tokenizer, pre-tokenised pairs, LLaVA and t2i model (and their evaluations) of one
+    baseline tokenizer ``kind``."""
+    tok, tokens = f'{kind}_flat64', f't2i_{kind}_flat64_tokens'
+    llava, t2i = f'llava_{tok}', f't2i_{tok}'
+    steps = {tok: recipe(tok, *(() if kind == 'pixel_vq' else ('teacher_flat64',))),
+             tokens: Step((tok,), partial(pretokenize, tokens, t2i),
+                          os.path.join('work_dirs', tokens)),
+             llava: recipe(llava, tok, 'reference_llama'),
+             t2i: recipe(t2i, tok, 'reference_llama', tokens),
+             f'{llava}.vqa': evaluation(llava, 'vqa')}
+    steps.update({f'{t2i}.{task}': evaluation(t2i, task) for task in GENEVAL_TASKS})
+    return steps
+
+
+CHAINS = {'baselines': [n for kind in BASELINES for n in baseline_steps(kind)]}
+CHAINS['reference'] = list(STEPS)
+for kind in BASELINES:
+    STEPS.update(baseline_steps(kind))
+
+
 def done(name):
     """Whether step ``name``'s output exists."""
     return os.path.exists(STEPS[name].output)
@@ -161,14 +226,33 @@ def run_step(name, options=()):
     return time.time() - start
 
 
-def train(only, parallel, options):
-    """Runs every selected unfinished step, up to ``parallel`` side by side, each as soon
+def prerequisites(name):
+    """Every step that ``name`` needs, directly or not."""
+    needs = set(STEPS[name].needs)
+    return needs.union(*map(prerequisites, needs))
+
+
+def to_run(only=None, chain=None):
+    """The unfinished steps of ``chain`` (every step without one) named by ``only`` (all
+    without it), with every unfinished step they need, directly or not, in STEPS order."""
+    todo, stack = set(), [n for n in CHAINS.get(chain, STEPS)
+                          if (not only or n in only) and not done(n)]
+    while stack:
+        name = stack.pop()
+        if name not in todo:
+            todo.add(name)
+            stack += [n for n in STEPS[name].needs if not done(n)]
+    return [n for n in STEPS if n in todo]
+
+
+def train(only, parallel, options, chain=None):
+    """Runs the steps ``to_run`` selects, up to ``parallel`` side by side, each as soon
     as none of its prerequisites is still to run; records each one in stages.json. A failed
     step stops the chain once the steps running beside it have finished."""
     state_file = os.path.join(STATE, 'stages.json')
     os.makedirs(os.path.dirname(state_file), exist_ok=True)
     state = json.load(open(state_file)) if os.path.exists(state_file) else {}
-    todo = [n for n in STEPS if (not only or n in only) and not done(n)]
+    todo = to_run(only, chain)
     running, concurrent, failed = {}, {}, []
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         while running or (todo and not failed):
@@ -250,15 +334,66 @@ def score_tokenizer(name, docs_images, rfid):
     os.makedirs(work, exist_ok=True)
     result = METRICS.build(dict(cfg.test_cfg.recon, fid=rfid))(model, work_dir=work)
     shutil.copy(result.pop('grid'), os.path.join(docs_images, f'shapes_reference_{name}.png'))
+    result['vocab_size'] = model.vocab_size
     world = WORLDS[name.rsplit('_', 1)[1]]
-    spc = PretrainedMixin.from_pretrained(export_of(STEPS[name].needs[0])).eval()
     from unimm.datasets.shapes_datasets import ShapesCaptionDataset
     held_out = ShapesCaptionDataset(seed=0, start=100000, length=64, **world)
     images = torch.stack([held_out[i]['image'] for i in range(len(held_out))])
-    result['semantic_ids_identical'] = semantic_ids_identical(model, spc, images)
+    if type(model).__name__ == 'SemHiTok':  # against its stage-1 export
+        spc = PretrainedMixin.from_pretrained(export_of(STEPS[name].needs[0])).eval()
+        result['semantic_ids_identical'] = semantic_ids_identical(model, spc, images)
     result.update(edge_error(model, images))
     if not world['texture']:
         result['geneval_ceiling'] = geneval_ceiling(model, world)
+    return result
+
+
+def tokenizer_scores(name, docs_images, rfid=False):
+    """``score_tokenizer``'s results, kept in work_dirs/shapes_reference/<name>/scores.json
+    and reused while the export is not newer (or absent) and they hold rFID if asked."""
+    kept = os.path.join(STATE, name, 'scores.json')
+    export = STEPS[name].output
+    if os.path.exists(kept) and not (os.path.exists(export)
+                                     and os.path.getmtime(export) > os.path.getmtime(kept)):
+        with open(kept) as f:
+            result = json.load(f)
+        if 'rfid' in result or not rfid:
+            return result
+    result = score_tokenizer(name, docs_images, rfid)
+    with open(kept, 'w') as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+class _RealImages:
+    """The identity in place of a tokenizer: the scorers on the images themselves."""
+
+    @staticmethod
+    def reconstruct(images):
+        return images
+
+
+def ground_truth_scores(world_name='flat64'):
+    """What the scorers give the real held-out images (a perfect tokenizer): attribute
+    accuracy of the reconstruction test's images and shapes-GenEval of true renders; kept
+    in work_dirs/shapes_reference/ground_truth_<world>.json."""
+    kept = os.path.join(STATE, f'ground_truth_{world_name}.json')
+    if os.path.exists(kept):
+        with open(kept) as f:
+            return json.load(f)
+    from unimm.datasets.shapes import parse_image, score_caption_attributes
+    from unimm.engine.config import load_config
+    from unimm.registry import DATASETS
+    world = WORLDS[world_name]
+    dataset = DATASETS.build(load_config(recipe_path(f'sghc_{world_name}')).test_cfg.recon.dataset)
+    accuracy = sum(score_caption_attributes(item['image'], dataset.world.scene(item['index']),
+                                            parse_image(item['image'], texture=world['texture']))
+                   for item in map(dataset.__getitem__, range(len(dataset)))) / len(dataset)
+    result = {'attribute_accuracy': accuracy, 'num_images': len(dataset),
+              'geneval_ceiling': geneval_ceiling(_RealImages, world)}
+    os.makedirs(STATE, exist_ok=True)
+    with open(kept, 'w') as f:
+        json.dump(result, f, indent=1)
     return result
 
 
@@ -271,17 +406,19 @@ def fmt(v):
     return '–' if v is None else (f'{v:.3f}' if abs(v) < 10 else f'{v:.2f}')
 
 
-def evaluate(name, task):
-    """tools/test.py on one recipe's export; its results, kept in
-    work_dirs/shapes_reference/<name>/test_<task>.json and reused while the export is not
-    newer (or absent: results brought back from the GPU without the export)."""
+def evaluate(name, task, options=()):
+    """tools/test.py on one recipe's export (``options``: cfg options of the recipe read);
+    its results, kept in work_dirs/shapes_reference/<name>/test_<task>.json and reused while
+    the export is not newer (or absent: results brought back from the GPU without the
+    export)."""
     work = os.path.join(STATE, name)
-    result = os.path.join(work, f'test_{task}.json')
+    result = result_path(name, task)
     export = STEPS[name].output
     if not os.path.exists(result) or (
             os.path.exists(export) and os.path.getmtime(export) > os.path.getmtime(result)):
         run_tool(os.path.join('shapes_reference', f'{name}.{task}'), 'test.py',
-                 [recipe_path(name), export_of(name), '--task', task, '--work-dir', work])
+                 [recipe_path(name), export_of(name), '--task', task, '--work-dir', work,
+                  *(['--cfg-options', *options] if options else [])])
     with open(result) as f:
         return json.load(f)
 
@@ -334,7 +471,7 @@ def report(docs, rfid):
     stages = json.load(open(os.path.join(STATE, 'stages.json')))
     tokenizers = [n for n in STEPS if n.startswith(('sghc', 'spc_only'))
                   and os.path.isdir(export_of(n))]
-    scores = {n: score_tokenizer(n, images, rfid) for n in tokenizers}
+    scores = {n: tokenizer_scores(n, images, rfid) for n in tokenizers}
     with open(os.path.join(STATE, 'scores.json'), 'w') as f:
         json.dump(scores, f, indent=1)
     lines = ['# Shapes-world reference results', '',
@@ -361,11 +498,179 @@ def report(docs, rfid):
     print('\n'.join(lines))
 
 
+# The rows of the comparison: (tokenizer, what it is, its tokenizer step, LLaVA, t2i)
+COMPARISON = (
+    ('SemHiTok (SGHC)', 'K = 1024 semantic codes (SPC, stage 1) x 12 pixel sub-codes each '
+     '(stage 2)', 'sghc_flat64', 'llava_sghc_flat64', 't2i_flat64'),
+    ('SPC only', 'the 1024 semantic codes alone under a pixel decoder (no texture branch)',
+     'spc_only_decoder_flat64', None, None),
+    ('joint (VILA-U / MUSE-VL)', 'one 12,288 x 16 codebook on the teacher tower trained with '
+     'cosine + pixel losses together', 'joint_flat64', 'llava_joint_flat64',
+     't2i_joint_flat64'),
+    ('dual codebook (TokenFlow)', '12,288 paired 16-d semantic / 16-d pixel codes, one shared '
+     'index; frozen teacher', 'dual_codebook_flat64', 'llava_dual_codebook_flat64',
+     't2i_dual_codebook_flat64'),
+    ('pixel VQ (LlamaGen)', 'a 12,288 x 8 codebook between a ViT pixel encoder and decoder, no '
+     'teacher', 'pixel_vq_flat64', 'llava_pixel_vq_flat64', 't2i_pixel_vq_flat64'),
+    ('dual encoder (Janus)', "understanding: teacher_flat64's continuous features; generation: "
+     "the pixel VQ's ids (the row above)", 'pixel_vq_flat64', 'llava_teacher_flat64',
+     't2i_pixel_vq_flat64'),
+)
+COMPARISON_KEYS = ('psnr', 'ssim', 'lpips', 'attribute_accuracy', 'usage_global',
+                   'geneval_ceiling')
+MARKERS = ('<!-- comparison:begin (generated by tools/shapes_reference.py report --chain '
+           'baselines; do not edit by hand) -->', '<!-- comparison:end -->')
+
+
+def kept_result(name, task):
+    """``evaluate``'s results of ``name`` for ``task``, or None where there are none (yet)."""
+    return evaluate(name, task) if name and evaluated(name, task) else None
+
+
+def comparison_section(docs_images, rfid=False):
+    """The generated part of docs/baselines.md: per tokenizer the held-out reconstruction
+    scores, the shapes-VQA exact match of its LLaVA model and the shapes-GenEval of its t2i
+    model, with the blind / random-token floor, what the real images score, and the wall
+    time of every step behind a number."""
+    state_file = os.path.join(STATE, 'stages.json')
+    stages = json.load(open(state_file)) if os.path.exists(state_file) else {}
+    tokenizers = {tok: tokenizer_scores(tok, docs_images, rfid)
+                  for _, _, tok, _, _ in COMPARISON
+                  if os.path.exists(STEPS[tok].output)
+                  or os.path.exists(os.path.join(STATE, tok, 'scores.json'))}
+    vqa = {r[3]: kept_result(r[3], 'vqa') for r in COMPARISON}
+    geneval = {r[4]: [kept_result(r[4], t) for t in GENEVAL_TASKS] for r in COMPARISON}
+    truth = ground_truth_scores('flat64')
+    header = ['tokenizer', 'ids', 'PSNR', 'SSIM', 'LPIPS', 'attribute accuracy',
+              'codebook usage', 'GenEval reconstruction ceiling', 'VQA exact match',
+              'shapes-GenEval']
+    lines = [MARKERS[0], '', f'Generated {datetime.date.today().isoformat()} from the runs '
+             'listed below (held-out scenes 100000.. of the flat 64 px world; the recipes are '
+             'in `registry_configs/shapes/`, the steps in `tools/shapes_reference.py`). A dash: '
+             'not run yet, or not applicable.', '',
+             '| ' + ' | '.join(header) + ' |', '| --- ' * len(header) + '|']
+    for label, _, tok, llava, t2i in COMPARISON:
+        score = tokenizers.get(tok, {})
+        answer, drawn = vqa.get(llava), geneval.get(t2i, [None])[0]
+        cells = [label, f"{score['vocab_size']:,}" if 'vocab_size' in score else '–',
+                 *(fmt(score.get(k)) for k in COMPARISON_KEYS),
+                 fmt(answer and answer['accuracy']), fmt(drawn and drawn['overall'])]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    blind = next((r['blind_baseline'] for r in vqa.values() if r), None)
+    floors = [g[1]['overall'] for g in geneval.values() if g[1]]
+    lines.append('| blind / random tokens | – | – | – | – | – | – | – | '
+                 f'{fmt(blind)} | {fmt(max(floors) if floors else None)} |')
+    lines.append(f"| real images | – | – | – | – | {fmt(truth['attribute_accuracy'])} | – | "
+                 f"{fmt(truth['geneval_ceiling'])} | – | – |")
+    lines += ['', 'What each row is (its recipes: the tokenizer step, its LLaVA and t2i '
+              'models):', '']
+    lines += [f"- **{label}**: {what}. `{tok}`, `{llava or '–'}`, `{t2i or '–'}`."
+              for label, what, tok, llava, t2i in COMPARISON]
+    lines += ['', 'Columns: PSNR / SSIM / LPIPS / attribute accuracy (the shapes scorer finds '
+              "every shape with the right colour, kind, size and place) on 500 held-out "
+              'reconstructions; codebook usage: share of the ids in use on them; GenEval '
+              'reconstruction ceiling: shapes-GenEval of correct scenes passed through the '
+              'tokenizer (the best a generator of its ids can score); VQA exact match: the '
+              "tokenizer's LLaVA model (llava_sghc_flat64's recipe) on 1000 held-out questions; "
+              "shapes-GenEval: its t2i model (t2i_flat64's recipe), 100 prompts x 4 samples, "
+              'CFG 3. Blind: the most frequent answer per question type; random tokens: the '
+              'best of the t2i models fed uniform ids (the floor); real images: the scorers on '
+              'the images themselves.']
+    behind = set().union(*(prerequisites(n) | {n} for r in COMPARISON for n in r[2:] if n))
+    steps = [n for n in STEPS if n in behind and n in stages]
+    if steps:
+        lines += ['', '| run | device | date | wall time | runs side by side |',
+                  '| --- | --- | --- | --- | --- |']
+        lines += [f"| {n} | {stages[n]['device']} | {stages[n]['date']} | "
+                  f"{stages[n]['wall_s'] / 60:.1f} min | {stages[n]['concurrent']} |"
+                  for n in steps]
+    return lines + ['', MARKERS[1]]
+
+
+def write_between_markers(path, lines):
+    """Replaces what lies between ``MARKERS`` in ``path`` (appended if they are absent)."""
+    text = open(path).read() if os.path.exists(path) else ''
+    block = '\n'.join(lines)
+    if MARKERS[0] in text and MARKERS[1] in text:
+        head, rest = text.split(MARKERS[0], 1)
+        text = head + block + rest.split(MARKERS[1], 1)[1]
+    else:
+        text = text.rstrip('\n') + ('\n\n' if text else '') + block + '\n'
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+def report_baselines(docs, rfid):
+    images = os.path.join(docs, 'images')
+    os.makedirs(images, exist_ok=True)
+    lines = comparison_section(images, rfid)
+    write_between_markers(os.path.join(docs, 'baselines.md'), lines)
+    print('\n'.join(lines))
+
+
+def pack(out, chain, exports):
+    """results.tar under ``out``: stages.json and, for every step of ``chain``, its kept
+    results (test JSONs, scores) and logs; NAME.tar: work_dirs/NAME/export for each of
+    ``exports`` that exists (the files a GPU machine sends back: small, a few of them)."""
+    import glob
+    import tarfile
+    os.makedirs(out, exist_ok=True)
+    names = CHAINS.get(chain, list(STEPS))
+    paths = [os.path.join(STATE, 'stages.json')]
+    for n in names:
+        paths += glob.glob(os.path.join(STATE, n, '*.json'))
+        paths += glob.glob(os.path.join(STATE, f'{n}.*.log'))
+        paths += [os.path.join('work_dirs', n, 'log.jsonl'),
+                  os.path.join('work_dirs', f'{n}.train.log'),
+                  os.path.join('work_dirs', f'{n}.log')]
+    with tarfile.open(os.path.join(out, 'results.tar'), 'w') as tar:
+        for path in dict.fromkeys(p for p in paths if os.path.isfile(p)):
+            tar.add(path)
+    for name in exports:
+        if not os.path.exists(STEPS[name].output):  # e.g. a run stopped at its time limit
+            print(f'pack: {export_of(name)} does not exist, left out')
+            continue
+        with tarfile.open(os.path.join(out, f'{name}.tar'), 'w') as tar:
+            tar.add(export_of(name))
+
+
+def unpack(files):
+    """Extracts ``pack``'s tar files here; the stages recorded in a packed stages.json are
+    merged into the local one (a step recorded in both: the packed record)."""
+    import tarfile
+    state_file = os.path.join(STATE, 'stages.json')
+    for path in files:
+        with tarfile.open(path) as tar:
+            members = tar.getmembers()
+            for m in members:
+                if os.path.isabs(m.name) or '..' in m.name.split('/') or not (
+                        m.isfile() or m.isdir()):
+                    raise ValueError(f'{path}: {m.name} is not a plain path under the '
+                                     'repository')
+            incoming = [m for m in members if os.path.normpath(m.name) == state_file]
+            tar.extractall(members=[m for m in members if m not in incoming])
+            if incoming:
+                stages = json.load(open(state_file)) if os.path.exists(state_file) else {}
+                stages.update(json.load(tar.extractfile(incoming[0])))
+                os.makedirs(STATE, exist_ok=True)
+                with open(state_file, 'w') as f:
+                    json.dump(stages, f, indent=1)
+        print(f'unpacked {path}')
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('command', choices=('train', 'evaluate', 'report'))
-    p.add_argument('--only', nargs='+', choices=sorted(STEPS), help='run these steps only')
+    p.add_argument('command', choices=('train', 'evaluate', 'report', 'pack', 'unpack'))
+    p.add_argument('files', nargs='*', help='unpack: the tar files of pack')
+    p.add_argument('--only', nargs='+', choices=sorted(STEPS),
+                   help='train: these steps (and the unfinished steps they need) only')
+    p.add_argument('--chain', choices=sorted(CHAINS),
+                   help='train / pack: the steps of this chain only; report: baselines '
+                        'writes the comparison into docs/baselines.md')
+    p.add_argument('--out', help='pack: the folder the tar files go to')
+    p.add_argument('--exports', nargs='+', default=[], choices=sorted(STEPS),
+                   help='pack: also these steps\' exports, one tar file each')
     p.add_argument('--parallel', type=int, default=4, help='steps run side by side')
     p.add_argument('--docs', default='docs')
     p.add_argument('--rfid', action='store_true', help='also rFID (slow on a CPU)')
@@ -374,9 +679,17 @@ def main(argv=None):
                         'with, e.g. train_cfg.max_steps=10 (smoke runs)')
     args = p.parse_args(argv)
     if args.command == 'train':
-        train(args.only, args.parallel, args.cfg_options)
+        train(args.only, args.parallel, args.cfg_options, args.chain)
     elif args.command == 'evaluate':
         print('\n'.join(mllm_section(args.parallel)))
+    elif args.command == 'pack':
+        if not args.out:
+            p.error('pack needs --out')
+        pack(args.out, args.chain, args.exports)
+    elif args.command == 'unpack':
+        unpack(args.files)
+    elif args.chain == 'baselines':
+        report_baselines(args.docs, args.rfid)
     else:
         report(args.docs, args.rfid)
 
