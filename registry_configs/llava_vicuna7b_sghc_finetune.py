@@ -14,5 +14,10 @@ train_dataloader = dict(
 optim_wrapper = dict(optimizer=dict(lr=2e-5))
 deepspeed = dict(zero_stage=3)
 checkpoint = dict(interval=1000)
-test_cfg = dict(lmms=dict(type='LmmsEvalEvaluator', tasks=['mme', 'pope', 'gqa', 'seedbench'],
+# The paper's understanding benchmarks, as lmms-eval names them. MMBench-EN dev is the
+# `_static` variant: the letter is read from the answer by rules, offline (mmbench_en_dev
+# asks an OpenAI model when the rules fail, which needs a key and the network).
+test_cfg = dict(lmms=dict(type='LmmsEvalEvaluator',
+                          tasks=['mme', 'pope', 'gqa', 'seedbench', 'mmbench_en_dev_static',
+                                 'mmmu_val'],
                           batch_size=1))

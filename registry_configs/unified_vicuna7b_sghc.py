@@ -44,5 +44,6 @@ train_cfg = dict(max_steps=10400, log_interval=10)
 deepspeed = dict(zero_stage=2, precision='bf16')
 checkpoint = dict(interval=1000, max_keep=3)
 test_cfg = dict(
-    lmms=dict(type='LmmsEvalEvaluator', tasks=['mme', 'pope', 'gqa', 'seedbench'],
+    lmms=dict(type='LmmsEvalEvaluator',  # as llava_vicuna7b_sghc_finetune.py
+              tasks=['mme', 'pope', 'gqa', 'seedbench', 'mmbench_en_dev_static', 'mmmu_val'],
               batch_size=1))
