@@ -209,3 +209,77 @@ def test_compiled_jacobi_pass_is_one_graph_and_decodes_greedily_like_the_loop(
     sampler.generate(prompt, uncond, jacobi_window=4, seed=3, top_k=5)
     sampler.generate(prompt, uncond, jacobi_window=4, seed=4, top_p=0.5, cfg_scale=7.0)
     assert len(graphs) == 2
+
+
+def test_generate_ids_with_a_jacobi_window(tiny_generator):
+    """Through the model: SJD draws each caption alone with seed ``seed + k`` (greedy: the
+    plain sampler's tokens), counts its forward passes, and records the window."""
+    from unimm.inference.generate import sample_records
+    model = tiny_generator('FlatVisualHead')
+    with torch.no_grad():
+        model.llm.lm_head.weight.mul_(4)
+    captions = ['a red circle', None, 'a star']
+    plain = model.generate_ids(captions, temperature=0, cfg_scale=3.0, batch_size=1)
+    assert model.generation_passes == 3 * model.num_image_tokens
+    sjd = model.generate_ids(captions, temperature=0, cfg_scale=3.0, batch_size=8,
+                             jacobi_window=6)
+    assert torch.equal(sjd, plain)
+    assert model.generation_passes < 3 * model.num_image_tokens
+    sampled = model.generate_ids(captions, seed=5, jacobi_window=6)
+    assert torch.equal(sampled[1:2], model.generate_ids(captions[1:2], seed=6, jacobi_window=6))
+    records = sample_records(captions, batch_size=8, seed=5, jacobi_window=6)
+    assert [r['seed'] for r in records] == [5, 6, 7]
+    assert all(r['batch_size'] == 1 and r['jacobi_window'] == 6 for r in records)
+
+
+def test_sjd_table_measures_plain_and_jacobi_runs_and_writes_the_docs_section(
+        tiny_unified_parts, tmp_path):
+    """tools/sjd_table.py end to end on a tiny exported generator (random 32 px SGHC
+    tokenizer, 16 tokens): per run passes, times, shapes-GenEval (and FID where the local
+    Inception weights exist); the plain sampler's passes are the tokens, SJD's no more;
+    the docs section between the markers is replaced, the rest of the file kept, with
+    the benchmark's rows added."""
+    import json
+    import os
+    import sjd_table  # tools/sjd_table.py
+    from unimm.evaluation.recon_metrics import default_fid_weights
+    llm, tokenizer = tiny_unified_parts
+    torch.manual_seed(0)
+    model = MODELS.build(dict(type='GenerationMLLM', llm=llm, image_tokenizer=tokenizer))
+    with torch.no_grad():
+        model.llm.lm_head.weight.mul_(4)
+    model.save_pretrained(tmp_path / 'export')
+    docs = tmp_path / 'generation.md'
+    docs.write_text(f'# Title\n\nbefore\n\n{sjd_table.START}\nold table\n{sjd_table.END}\n\n'
+                    'after\n')
+    bench = tmp_path / 'bench.json'
+    bench.write_text(json.dumps({'device': 'NVIDIA H100', 'date': '2026-12-07', 'jacobi': [
+        dict(sampler='plain', passes_per_image=256, seconds_per_pass=0.004,
+             seconds_per_image=1.024),
+        dict(sampler='SJD W=16', passes_per_image=250.0, seconds_per_pass=0.0045,
+             seconds_per_image=1.125)]}))
+    fid = os.path.isfile(default_fid_weights())
+    results = sjd_table.main([str(tmp_path / 'export'), '--windows', '4', '--seeds', '2',
+                              '--n-per-tag', '1', '--n-samples', '2', '--json',
+                              str(tmp_path / 'r.json'), '--docs', str(docs),
+                              '--benchmark', str(bench)] + ([] if fid else ['--no-fid']))
+    assert json.load(open(tmp_path / 'r.json'))['runs'] == results['runs']
+    runs = results['runs']
+    assert [(r['sampler'], r['seed']) for r in runs] == [
+        ('plain', 0), ('plain', 1), ('SJD W=4', 0), ('SJD W=4', 1)]
+    tokens = model.num_image_tokens
+    for r in runs:
+        assert r['images'] == 12 and 0 <= r['geneval_overall'] <= 1
+        assert r['seconds_per_pass'] * r['passes_per_image'] == \
+            pytest.approx(r['seconds_per_image'])
+        assert (r['fid'] > 0) if fid else 'fid' not in r
+    assert all(r['passes_per_image'] == tokens for r in runs[:2])
+    assert all(tokens / 4 <= r['passes_per_image'] <= tokens for r in runs[2:])
+    plain, sjd = results['summary']
+    assert sjd['fewer_passes'] == pytest.approx(tokens / sjd['passes_per_image'])
+    assert plain['fewer_passes'] == 1
+    text = docs.read_text()
+    assert text.startswith('# Title\n\nbefore\n\n') and text.endswith('\n\nafter\n')
+    assert 'old table' not in text and text.count(sjd_table.START) == 1
+    assert '| plain | 16.0 | 1.00× |' in text and '| SJD W=4 |' in text
+    assert '| SJD W=16 | 250.0 | 4.50 | 1.125 |' in text

@@ -23,7 +23,10 @@ weights, bf16): seconds per 256-token image batch at batch 1 / 8 / 32 (cond + un
 rows), against the weight-read floor measured on the same GPU; time the anchors (HF's
 dynamic-cache loop, HF StaticCache + torch.compile; docs/performance.md) in the same device
 call. --no-gemv:
-the weight products through cuBLAS instead of unimm's Triton kernel.
+the weight products through cuBLAS instead of unimm's Triton kernel. --jacobi-window W
+[W ...]: also speculative Jacobi decoding at batch 1 (passes per image, time per pass and
+per image beside the plain sampler; on random weights only the time per pass means
+anything).
 
 gemv [--batch ROWS]: the decode step's weight products at the Qwen2.5-3B shapes (q/k/v, o,
 gate/up with SiLU * up, down) for 1, 2 and 4 rows: unimm.inference.gemv.gemv_rows against
@@ -36,6 +39,7 @@ and the real Runner: DeepSpeed ZeRO, bf16, gradient checkpointing; tokens/s and 
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -141,7 +145,8 @@ def generation_paper_shape(device, dtype, head, tokenizer_dir):
 
 
 def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
-                   tuning='coordinate_descent', gqa_decode=True, fuse_projections=True):
+                   tuning='coordinate_descent', gqa_decode=True, fuse_projections=True,
+                   jacobi_windows=()):
     import tempfile
     from unimm.inference.sampler import CFGSampler
     device = torch.device('cuda')
@@ -152,7 +157,7 @@ def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
     params = sum(p.numel() for p in model.parameters())
     floor = n * params * 2 / bandwidth  # every weight read once per step, as the anchors count
     gen = torch.Generator().manual_seed(0)
-    rows = []
+    rows, jacobi = [], []
     for batch in batches:
         sampler = CFGSampler(model, max_batch=batch, max_prompt_len=prompt_len + 1,
                              tuning=tuning, gqa_decode=gqa_decode,
@@ -167,12 +172,40 @@ def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
                          images_per_s=round(batch / seconds, 2),
                          ratio_to_floor=round(seconds / floor, 2)))
         print(json.dumps(rows[-1]), flush=True)
+        if batch == 1 and jacobi_windows:
+            jacobi = bench_jacobi(sampler, prompts, uncond, cfg_scale, seconds, n,
+                                  jacobi_windows)
     from unimm.inference import gemv
-    return {'device': torch.cuda.get_device_name(), 'head': head, 'tuning': tuning,
+    extra = {'jacobi': jacobi, 'date': time.strftime('%Y-%m-%d')} if jacobi_windows else {}
+    return {**extra, 'device': torch.cuda.get_device_name(), 'head': head, 'tuning': tuning,
             'gqa_decode': gqa_decode, 'triton_gemv': gemv.MAX_ROWS > 0,
             'fuse_projections': fuse_projections, 'params': params,
             'bandwidth_TBps': round(bandwidth / 1e12, 2), 'weight_floor_s': round(floor, 3),
             'tokens': n, 'cfg_scale': cfg_scale, 'runs': rows}
+
+
+def bench_jacobi(sampler, prompts, uncond, cfg_scale, plain_seconds, n, windows):
+    """Speculative Jacobi decoding at batch 1 beside the plain sampler's ``plain_seconds``
+    per image: passes per image, seconds per pass and per image. Random weights give
+    near-uniform distributions, so how many drafts are kept here says nothing about a
+    trained model; the time per pass (window query positions) is what carries over."""
+    print('SJD on random weights: passes per image are not meaningful (near-uniform '
+          'distributions); compare the time per pass', flush=True)
+    rows = [dict(sampler='plain', passes_per_image=n, seconds_per_pass=plain_seconds / n,
+                 seconds_per_image=plain_seconds)]
+    for window in windows:
+        passes = []
+
+        def run():
+            sampler.generate(prompts, uncond, cfg_scale=cfg_scale, seed=len(passes),
+                             jacobi_window=window)
+            passes.append(sampler.last_passes)
+        seconds = timed(run, iters=3, warmup=2)
+        per_image = statistics.fmean(passes[-3:])
+        rows.append(dict(sampler=f'SJD W={window}', passes_per_image=per_image,
+                         seconds_per_pass=seconds / per_image, seconds_per_image=seconds))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def graph_us(fn, inputs, reps=20):
@@ -861,7 +894,8 @@ BENCHMARKS = {
     'generate': lambda args: bench_generate([args.batch] if args.batch else [1, 8, 32],
                                             head=args.head, tuning=args.tuning,
                                             gqa_decode=args.attention == 'gqa_decode',
-                                            fuse_projections=not args.no_fuse),
+                                            fuse_projections=not args.no_fuse,
+                                            jacobi_windows=args.jacobi_window or ()),
     'gemv': lambda args: bench_gemv([args.batch] if args.batch else [1, 2, 4]),
     'llava_step': lambda args: bench_llava_step(args.batch or 8, args.seq or 2048, args.zero,
                                                 args.offload),
@@ -908,6 +942,10 @@ def parse_args(argv=None):
                    help='generate: q/k/v and gate/up as separate GEMMs (no FusedProjections)')
     p.add_argument('--no-gemv', action='store_true',
                    help="generate: the weight products through cuBLAS, not unimm's Triton GEMV")
+    p.add_argument('--jacobi-window', type=int, nargs='+',
+                   help='generate: also speculative Jacobi decoding with these windows at '
+                        'batch 1 (passes per image, s per pass; random weights: only the time '
+                        'per pass is meaningful)')
     p.add_argument('--attention', default='gqa_decode', choices=['gqa_decode', 'sdpa'],
                    help='generate: grouped decode attention, or HF SDPA (repeat_kv)')
     p.add_argument('--seq', type=int, help='llava_step (default 2048) / train (default: 2048 '

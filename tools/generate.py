@@ -41,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument('--top-k', type=int, default=0)
     p.add_argument('--top-p', type=float, default=1.0)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--jacobi-window', type=int, default=None,
+                   help='speculative Jacobi decoding with this window (up to W tokens per '
+                        'forward pass, the same distribution; each prompt alone, batch 1)')
     p.add_argument('--grid-columns', type=int, default=8)
     p.add_argument('--bf16', action='store_true', help='run in bfloat16 (default on CUDA)')
     return p.parse_args(argv)
@@ -66,7 +69,7 @@ def main(argv=None):
         model.to(torch.bfloat16)
     sampling = dict(batch_size=args.batch_size, seed=args.seed, cfg_scale=args.cfg_scale,
                     cfg_schedule=args.cfg_schedule, temperature=args.temperature,
-                    top_k=args.top_k, top_p=args.top_p)
+                    top_k=args.top_k, top_p=args.top_p, jacobi_window=args.jacobi_window)
     records = sample_records(prompts, **sampling)
     with tqdm(total=len(prompts), unit='image', desc='generating') as bar:
         images = generate_images(model, prompts, **sampling,

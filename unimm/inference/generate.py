@@ -13,14 +13,18 @@ from unimm.inference.sampler import SCHEDULES
 
 @torch.no_grad()
 def generate_images(model, prompts, batch_size=8, seed=0, cfg_scale=4.0, cfg_schedule='constant',
-                    temperature=1.0, top_k=0, top_p=1.0, progress=None):
+                    temperature=1.0, top_k=0, top_p=1.0, progress=None, jacobi_window=None):
     """Images [N, 3, H, W] in [-1, 1], on the CPU, for the captions ``prompts`` (None or
     '': unconditional) from a text-to-image or unified model (`GenerationMLLM`,
     `UnifiedMLLM`), drawn by its `CFGSampler` with classifier-free guidance (``cfg_scale``
     1: none) in batches of ``batch_size``. The batch starting at prompt k is drawn with
     seed ``seed + k`` (as ``model.generate_ids``), so the same prompts, batch size and seed
     give the same images. ``progress(done, total)`` is called after each batch with the
-    number of images finished."""
+    number of images finished. ``jacobi_window=W`` decodes by speculative Jacobi decoding
+    (up to W tokens a forward pass, the same distribution; docs/generation.md), each
+    prompt alone (batch size 1 whatever ``batch_size``), prompt k with seed ``seed + k``."""
+    if jacobi_window is not None:
+        batch_size = 1
     prompts = list(prompts)
     if batch_size < 1:
         raise ValueError(f'batch_size must be at least 1, not {batch_size}')
@@ -29,7 +33,8 @@ def generate_images(model, prompts, batch_size=8, seed=0, cfg_scale=4.0, cfg_sch
         chunk = prompts[start:start + batch_size]
         ids = model.generate_ids(chunk, cfg_scale=cfg_scale, cfg_schedule=cfg_schedule,
                                  temperature=temperature, top_k=top_k, top_p=top_p,
-                                 seed=seed + start, batch_size=len(chunk))
+                                 seed=seed + start, batch_size=len(chunk),
+                                 jacobi_window=jacobi_window)
         images.append(model.decode_images(ids).cpu())
         if progress is not None:
             progress(start + len(chunk), len(prompts))
@@ -37,14 +42,18 @@ def generate_images(model, prompts, batch_size=8, seed=0, cfg_scale=4.0, cfg_sch
 
 
 def sample_records(prompts, batch_size=8, seed=0, cfg_scale=4.0, cfg_schedule='constant',
-                   temperature=1.0, top_k=0, top_p=1.0):
+                   temperature=1.0, top_k=0, top_p=1.0, jacobi_window=None):
     """One record per image of `generate_images` with the same arguments: its index and
     prompt, the seed of its batch and its row in that batch, and the sampling settings
     (what it takes to draw the image again)."""
     if cfg_schedule not in SCHEDULES:
         raise ValueError(f'cfg_schedule {cfg_schedule!r} is not one of {SCHEDULES}')
+    if jacobi_window is not None:
+        batch_size = 1  # as generate_images draws them
     settings = dict(cfg_scale=cfg_scale, cfg_schedule=cfg_schedule, temperature=temperature,
                     top_k=top_k, top_p=top_p, batch_size=batch_size)
+    if jacobi_window is not None:
+        settings['jacobi_window'] = jacobi_window
     return [dict(index=i, prompt=prompt or '', seed=seed + i - i % batch_size,
                  batch_row=i % batch_size, **settings) for i, prompt in enumerate(prompts)]
 

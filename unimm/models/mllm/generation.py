@@ -212,16 +212,22 @@ class VisualVocabularyMixin:
 
     @torch.no_grad()
     def generate_ids(self, captions, cfg_scale=4.0, cfg_schedule='constant', temperature=1.0,
-                     top_k=0, top_p=1.0, seed=0, batch_size=None, progress=None):
+                     top_k=0, top_p=1.0, seed=0, batch_size=None, progress=None,
+                     jacobi_window=None):
         """Global visual ids [B, h*w] for ``captions`` in batches of ``batch_size`` (default:
         all at once); the batch starting at caption k is drawn with seed ``seed + k``.
         ``cfg_scale=1`` samples without guidance (no unconditional rows).
-        ``progress(done, total)`` counts the token positions drawn over all batches."""
+        ``progress(done, total)`` counts the token positions drawn over all batches.
+        ``jacobi_window=W``: speculative Jacobi decoding (`CFGSampler.generate`), one
+        caption at a time (batch size 1 whatever ``batch_size``). ``generation_passes``
+        is then the number of forward passes the call ran."""
+        if jacobi_window is not None:
+            batch_size = 1
         batch_size = batch_size or len(captions)
         sampler = self.sampler(min(batch_size, len(captions)))
         starts = range(0, len(captions), batch_size)
         total = len(starts) * self.num_image_tokens
-        out = []
+        out, passes = [], 0
         for b, k in enumerate(starts):
             chunk = list(captions[k:k + batch_size])
             uncond = None if cfg_scale == 1 else self.caption_prompt_ids([None] * len(chunk))
@@ -230,7 +236,9 @@ class VisualVocabularyMixin:
             out.append(sampler.generate(
                 self.caption_prompt_ids(chunk), uncond, cfg_scale=cfg_scale,
                 cfg_schedule=cfg_schedule, temperature=temperature, top_k=top_k, top_p=top_p,
-                seed=seed + k, progress=report))
+                seed=seed + k, progress=report, jacobi_window=jacobi_window))
+            passes += sampler.last_passes
+        self.generation_passes = passes
         return torch.cat(out)
 
     def generate_images(self, captions, **sampling):
