@@ -1,8 +1,9 @@
-# Text-to-image MLLM: Qwen2.5-3B (local HF folder) + the SemHiTok export of
-# registry_configs/sghc_vitl.py (K = 16384, m = 12: 196,608 visual tokens, 256 per image).
+# Text-to-image MLLM: Qwen2.5-3B (checkpoints/Qwen2.5-3B, a copy of Qwen/Qwen2.5-3B) + the
+# SemHiTok export of registry_configs/sghc_vitl.py (K = 16384, m = 12: 196,608 visual
+# tokens, 256 per image).
 model = dict(
     type='GenerationMLLM',
-    llm='pretrained/Qwen2.5-3B',
+    llm='checkpoints/Qwen2.5-3B',
     image_tokenizer='work_dirs/sghc_vitl/export',
     visual_head=dict(type='FlatVisualHead'),
     uncond_prob=0.1,

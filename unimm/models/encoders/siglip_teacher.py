@@ -48,7 +48,8 @@ def check_hf_folder(path, what):
         raise FileNotFoundError(
             f'{what}: {path!r} is not a Hugging Face model folder (no config.json). Put the '
             'checkpoint there (e.g. the export of registry_configs/demo/shapes_siglip.py, or a '
-            'downloaded google/siglip-* folder); nothing is downloaded at run time.')
+            'copy of google/siglip-large-patch16-256 at checkpoints/siglip-large-patch16-256); '
+            'nothing is downloaded at run time.')
 
 
 @MODELS.register_module()

@@ -35,7 +35,8 @@ def load_text_tokenizer(folder, what):
     if not folder or not os.path.isdir(folder):
         raise FileNotFoundError(
             f'{what}: tokenizer folder {folder!r} not found. Put a Hugging Face model folder '
-            'there (e.g. lmsys/vicuna-7b-v1.5 downloaded with `huggingface-cli download`), or '
+            'there (e.g. `huggingface-cli download lmsys/vicuna-7b-v1.5 --local-dir '
+            'checkpoints/vicuna-7b-v1.5`), or '
             'for the demo run: python tools/make_tiny_lm.py --arch llama --out '
             'work_dirs/tiny_llama')
     tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True)

@@ -27,8 +27,8 @@ PROJECTOR_WEIGHTS = 'projector.safetensors'
 
 
 LLM_HINT = ('Download the LLM there (e.g. `huggingface-cli download lmsys/vicuna-7b-v1.5 '
-            '--local-dir data/vicuna-7b-v1.5`) or, for the demo, run `python tools/make_tiny_lm.py '
-            '--arch llama --out work_dirs/tiny_llama`')
+            '--local-dir checkpoints/vicuna-7b-v1.5`) or, for the demo, run '
+            '`python tools/make_tiny_lm.py --arch llama --out work_dirs/tiny_llama`')
 
 
 def load_projector(projector, folder, what):
