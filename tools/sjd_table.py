@@ -16,7 +16,8 @@ decoded images; FID: Inception features of the run's images against one set of c
 scenes rendered for the same prompts (as many as a run's images), so every run is scored
 against the same reference. The plain sampler's spread over its seeds is the noise band
 the SJD runs are compared with. ``--benchmark`` adds the rows of `tools/benchmark.py
-generate --jacobi-window W --json FILE` (the 3B shape, random weights) to the section."""
+generate --jacobi-window W --json FILE` (the 3B shape, random weights) to the section;
+``--from-json`` rewrites the section from the results JSON of an earlier run."""
 import argparse
 import datetime
 import json
@@ -37,7 +38,10 @@ START, END = '<!-- sjd-table:start -->', '<!-- sjd-table:end -->'
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('export', help='a GenerationMLLM / UnifiedMLLM export on the shapes world')
+    p.add_argument('export', nargs='?',
+                   help='a GenerationMLLM / UnifiedMLLM export on the shapes world')
+    p.add_argument('--from-json', help='no measuring: rewrite the docs section from the '
+                   'results JSON of an earlier run (e.g. one brought back from a GPU machine)')
     p.add_argument('--windows', type=int, nargs='+', default=[8, 16],
                    help='SJD windows (query positions per pass)')
     p.add_argument('--seeds', type=int, default=3, help='runs per sampler')
@@ -56,7 +60,10 @@ def parse_args(argv=None):
     p.add_argument('--json', default=os.path.join('work_dirs', 'sjd_table', 'results.json'))
     p.add_argument('--docs', default=os.path.join('docs', 'generation.md'),
                    help='the markdown file whose SJD section is rewritten ("" : none)')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.export and not args.from_json:
+        p.error('give an export to measure, or --from-json')
+    return args
 
 
 def device_name(device):
@@ -244,16 +251,21 @@ def write_docs(path, lines):
 
 def main(argv=None):
     args = parse_args(argv)
-    results = measure(args)
+    if args.from_json:
+        with open(args.from_json) as f:
+            results = json.load(f)
+    else:
+        results = measure(args)
     rows = summary(results)
     results['summary'] = rows
     benchmark = None
     if args.benchmark:
         with open(args.benchmark) as f:
             benchmark = json.load(f)
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, 'w') as f:
-        json.dump(results, f, indent=1)
+    if not args.from_json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=1)
     lines = section(results, rows, benchmark)
     if args.docs:
         write_docs(args.docs, lines)
