@@ -112,6 +112,7 @@ def test_rollback_leaves_the_cache_of_the_accepted_prefix(tiny_generator, head):
     assert torch.equal(tokens[:int(count)], ref[4:4 + int(count)])
 
 
+@pytest.mark.slow  # 600 calls at batch 1: minutes on a loaded CPU
 @pytest.mark.parametrize('head, window, setting', [
     ('FlatVisualHead', 3, dict(cfg_scale=3.0, temperature=0.8, top_k=6, top_p=0.9)),
     ('FactorizedVisualHead', 2, dict(cfg_scale=2.0, temperature=1.0, top_k=3, top_p=0.8))])
@@ -232,6 +233,7 @@ def test_generate_ids_with_a_jacobi_window(tiny_generator):
     assert all(r['batch_size'] == 1 and r['jacobi_window'] == 6 for r in records)
 
 
+@pytest.mark.slow
 def test_sjd_table_measures_plain_and_jacobi_runs_and_writes_the_docs_section(
         tiny_unified_parts, tmp_path):
     """tools/sjd_table.py end to end on a tiny exported generator (random 32 px SGHC
