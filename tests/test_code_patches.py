@@ -168,6 +168,9 @@ def test_tool_writes_the_page_figure_and_numbers(tiny_exports, tmp_path):
     assert abs(row['permuted'][0] - 1) < 0.1
     assert result['purity']['colour, all tokens']['purity'] >= \
         result['purity']['colour, all tokens']['majority']
+    by_scenes = result['purity_by_scenes']['colour']
+    assert list(by_scenes) == ['16'] and by_scenes['16'] == pytest.approx(
+        result['purity']['colour, all tokens']['purity'])
     page = doc.read_text()
     assert '## flat64: 16 held-out scenes (100000..)' in page
     assert '](images/spc_code_patches_flat64.png)' in page
