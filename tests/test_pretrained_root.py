@@ -45,12 +45,14 @@ def test_every_recipe_reads_weights_from_one_root():
 
 def test_missing_folders_point_at_the_root(tmp_path):
     from unimm.models.encoders.semantic import SemanticEncoder
-    from unimm.models.mllm import understanding, unified
+    from unimm.models.mllm import generation, understanding, unified
     from unimm.models.mllm.llm import load_llm, load_text_tokenizer
     with pytest.raises(FileNotFoundError, match=f'at {ROOT}siglip-large-patch16-256'):
         SemanticEncoder(pretrained=str(tmp_path / 'siglip'))
     for module in (understanding, unified):
         with pytest.raises(FileNotFoundError, match=f'--local-dir {ROOT}vicuna-7b-v1.5'):
             load_llm(str(tmp_path / 'llm'), 'sdpa', 'llm', module.LLM_HINT)
+    with pytest.raises(FileNotFoundError, match=f'--local-dir {ROOT}Qwen2.5-3B'):
+        load_llm(str(tmp_path / 'llm'), 'sdpa', 'llm', generation.LLM_HINT)
     with pytest.raises(FileNotFoundError, match=f'--local-dir {ROOT}vicuna-7b-v1.5'):
         load_text_tokenizer(str(tmp_path / 'tok'), 'tokenizer')

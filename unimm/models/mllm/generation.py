@@ -23,8 +23,9 @@ from unimm.models.mllm.llm import enable_gradient_checkpointing, load_llm
 from unimm.models.tokenizers.base import IdFactorization
 from unimm.registry import MODELS
 
-LLM_HINT = ('Download the LLM (e.g. Qwen2.5-3B) to a local folder and name it in the config; '
-            'for the demo: python tools/make_tiny_lm.py --arch qwen2 --out work_dirs/tiny_qwen2')
+LLM_HINT = ('Download the LLM there (e.g. `huggingface-cli download Qwen/Qwen2.5-3B --local-dir '
+            'checkpoints/Qwen2.5-3B`); for the demo: python tools/make_tiny_lm.py --arch qwen2 '
+            '--out work_dirs/tiny_qwen2')
 
 
 def load_image_tokenizer(folder, what='GenerationMLLM.image_tokenizer'):
