@@ -198,27 +198,27 @@ def test_global_batch_must_divide_and_unconvertible_checkpoints_fail_clearly(
 
 # ------------------------------------------------------------------ the scale tools
 def test_compare_logs_reports_the_largest_difference(runs, tmp_path, capsys):
-    import compare_logs  # tools/
+    from unimm.apis.compare_logs import compare_runs, parse_steps
     out = tmp_path / 'cmp.json'
-    assert compare_logs.main([runs['lin_1'], runs['lin_2'], runs['lin_2to1'],
-                              '--json', str(out)]) == 0
+    assert compare_runs(runs['lin_1'], [runs['lin_2'], runs['lin_2to1']], json_path=str(out))
     rows = json.loads(out.read_text())
     assert [r['passed'] for r in rows] == [True, True]
     assert rows[0]['keys']['loss']['steps'] == 8 and rows[0]['max_rel'] < RTOL
     assert rows[1]['keys']['loss']['first'] == 5  # the resumed run logged steps 5..8 only
     # the GAN against the regression toy: different losses, and a failing exit status
-    assert compare_logs.main([runs['lin_1'], runs['gan_1'], '--keys', 'loss',
-                              '--steps', '2:3', '--rtol', '1e-3']) == 1
+    assert not compare_runs(runs['lin_1'], [runs['gan_1']], keys=['loss'], steps=(2, 3),
+                            rtol=1e-3)
     assert 'FAIL' in capsys.readouterr().out
-    assert compare_logs.parse_steps('13:') == (13, 10**12)
+    assert parse_steps('13:') == (13, 10**12)
 
 
 def test_export_memory_reports_each_rank_and_exports_the_probe(tmp_path, in_process):
-    """tools/export_memory.py's measurement in this process (one rank, ZeRO-3): the probe
+    """unimm.apis.export_memory's measurement in this process (one rank, ZeRO-3): the probe
     model's size and every rank's figures, and the export it measured on disk."""
-    import export_memory  # tools/
     from safetensors.torch import load_file
-    out = export_memory.measure(str(tmp_path), width=64, depth=3, zero_stage=3)
+
+    from unimm.apis.export_memory import measure
+    out = measure(str(tmp_path), width=64, depth=3, zero_stage=3)
     assert (out['params'], out['world_size'], out['zero_stage']) == (3 * (64 * 64 + 64), 1, 3)
     assert out['model_mb'] == round(3 * (64 * 64 + 64) * 4 / 2**20, 1)
     assert [r['rank'] for r in out['ranks']] == [0]

@@ -76,9 +76,9 @@ def write_mjhq(root):
 @pytest.fixture(scope='session')
 def fid_weights(tmp_path_factory):
     """The standard FID Inception, converted once with the project's tool."""
-    import convert_fid_weights
+    from unimm.apis.convert_fid_weights import convert_fid_weights
     out = tmp_path_factory.mktemp('fid') / 'fid_inception_v3.pth'
-    convert_fid_weights.main(['--out', str(out)])
+    convert_fid_weights(str(out))
     return str(out)
 
 
@@ -92,7 +92,7 @@ def test_converted_weights_are_the_source_graph(fid_weights):
     """Every convolution of the TorchScript source lands in torch-fidelity's InceptionV3
     (strict load, TF batch norm: gamma 1, eps 1e-3), pool3 features agree with the source
     on fixed 8-bit images, and the classifier the source lacks is NaN."""
-    import convert_fid_weights
+    from unimm.apis import convert_fid_weights
     source = convert_fid_weights.load_source(convert_fid_weights.default_source())
     state = torch.load(fid_weights, map_location='cpu', weights_only=True)
     assert len(convert_fid_weights.conv_pairs()) == 94

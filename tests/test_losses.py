@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
-import convert_lpips_weights
+from unimm.apis.convert_lpips_weights import convert_lpips_weights
 from unimm.evaluation.recon_metrics import psnr, ssim
 from unimm.models.discriminators import (PatchGANDiscriminator, adaptive_weight,
                                          discriminator_loss, generator_adversarial_loss)
@@ -25,7 +25,7 @@ from unimm.registry import MODELS
 def lpips_weights(tmp_path_factory):
     """The real LPIPS weights, converted once with the project's tool."""
     out = tmp_path_factory.mktemp('lpips') / 'lpips_vgg.safetensors'
-    convert_lpips_weights.main(['--out', str(out)])
+    convert_lpips_weights(str(out))
     return str(out)
 
 

@@ -195,14 +195,11 @@ def test_text_answers_never_emit_image_tokens(parts):
 
 
 def test_interleaved_chat_answers_then_draws(model, export, tmp_path):
-    import chat  # tools/chat.py
-    args = chat.parse_args([os.path.join('registry_configs', 'demo', 'unified_shapes.py'),
-                            export, '--max-new-tokens', '4', '--cfg-scale', '3',
-                            '--out', str(tmp_path), '--seed', '7'])
+    from unimm.apis.chat import Chat, load_image
     world = ShapesWorld(0, SIZE)
     world.image(100000).save(tmp_path / 'x.png')
-    image = chat.load_image(tmp_path / 'x.png', model.image_size)
-    session = chat.Chat(model, args, image)
+    image = load_image(tmp_path / 'x.png', model.image_size)
+    session = Chat(model, image, max_new_tokens=4, cfg_scale=3, out=str(tmp_path), seed=7)
     question = world.vqa(100000)[0][0]
     answer = session.send(question, stream=False)
     assert answer == model.generate([model.single_turn(question)], image[None],
@@ -256,15 +253,14 @@ def test_one_export_serves_the_evaluators(parts, export, tmp_path):
 
 
 def test_chat_tool_answers_and_draws(model, export, tmp_path, capsys):
-    import chat  # tools/chat.py, run in-process (its CLI, streaming included)
+    from unimm.apis.chat import chat, load_image  # what tools/chat.py runs, streaming included
     world = ShapesWorld(0, SIZE)
     world.image(100001).save(tmp_path / 'x.png')
     question = world.vqa(100001)[0][0]
-    chat.main(['registry_configs/demo/unified_shapes.py', export, '--image',
-               str(tmp_path / 'x.png'), '--question', question, '--question',
-               'draw a small blue square', '--max-new-tokens', '4', '--out', str(tmp_path)])
+    chat('registry_configs/demo/unified_shapes.py', export, str(tmp_path / 'x.png'),
+         [question, 'draw a small blue square'], max_new_tokens=4, out=str(tmp_path))
     answer, path = capsys.readouterr().out.strip().splitlines()[-2:]
-    image = chat.load_image(tmp_path / 'x.png', SIZE)[None]
+    image = load_image(tmp_path / 'x.png', SIZE)[None]
     assert answer.strip() == model.generate([model.single_turn(question)], image,
                                             max_new_tokens=4)[0]
     with Image.open(path) as drawn:

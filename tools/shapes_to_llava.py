@@ -5,14 +5,13 @@ python tools/shapes_to_llava.py --out data/shapes_llava --kind vqa --start 0 --s
 
 Train on it with LLaVADataset(data_path=OUT/shapes_vqa.json, image_folder=OUT)."""
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from unimm.datasets.llava import ShapesLLaVADataset, shapes_records  # noqa: E402
-from unimm.datasets.shapes import ShapesWorld  # noqa: E402
+from unimm.apis.shapes_to_llava import shapes_to_llava  # noqa: E402
+from unimm.datasets.llava import ShapesLLaVADataset  # noqa: E402
 
 
 def main(argv=None):
@@ -25,18 +24,8 @@ def main(argv=None):
     p.add_argument('--scenes', type=int, default=1000)
     p.add_argument('--turns', type=int, default=8, help='VQA turns per conversation')
     args = p.parse_args(argv)
-    world = ShapesWorld(args.seed, args.resolution)
-    os.makedirs(os.path.join(args.out, 'images'), exist_ok=True)
-    records = []
-    for index in range(args.start, args.start + args.scenes):
-        name = f'images/{index:08d}.png'
-        world.image(index).save(os.path.join(args.out, name))
-        for rec in shapes_records(world, index, args.kind, args.turns):
-            records.append(dict(rec, image=name))
-    path = os.path.join(args.out, f'shapes_{args.kind}.json')
-    with open(path, 'w') as f:
-        json.dump(records, f)
-    print(f'wrote {len(records)} records, {args.scenes} images to {path}')
+    shapes_to_llava(args.out, args.kind, args.seed, args.resolution, args.start, args.scenes,
+                    args.turns)
 
 
 if __name__ == '__main__':

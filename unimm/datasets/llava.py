@@ -181,7 +181,7 @@ class ShapesLLaVADataset(LLaVADataset):
     ``kind='caption'`` gives LLaVA-Pretrain-style records (an instruction, the caption as
     the answer); ``kind='vqa'`` multi-turn conversations like the VQA parts of LLaVA-665K:
     a scene's VQA pairs in a per-scene shuffled order, ``turns`` per conversation. Record
-    ``image`` is the scene index. ``tools/shapes_to_llava.py`` writes the same records."""
+    ``image`` is the scene index. ``unimm.apis.shapes_to_llava`` writes the same records."""
 
     KINDS = ('caption', 'vqa')
     CAPTION_PROMPT = 'Describe the image briefly.'
