@@ -1,4 +1,4 @@
-"""The Fig. 4 study (unimm/evaluation/code_patches.py, tools/code_patches.py): the
+"""The Fig. 4 study (unimm/evaluation/code_patches.py, unimm/apis/code_patches.py): the
 within/between-code distance ratio on hand-made codes, code purity, patch and label
 extraction against the renderer, the texture descriptor's invariances, the figure, and
 the tool end to end on a tiny SPC export."""
@@ -157,10 +157,10 @@ def tiny_exports(tmp_path_factory):
 
 
 def test_tool_writes_the_page_figure_and_numbers(tiny_exports, tmp_path):
-    import code_patches as tool  # tools/ is on sys.path (conftest)
+    from unimm.apis.code_patches import code_patches
     doc, images, out = tmp_path / 'fig4.md', tmp_path / 'images', tmp_path / 'r.json'
-    tool.main(['--worlds', 'flat64', '--scenes', '16', '--work-dirs', str(tiny_exports),
-               '--doc', str(doc), '--images', str(images), '--json', str(out)])
+    code_patches(['flat64'], 16, str(tiny_exports), doc=str(doc), images=str(images),
+                 json_path=str(out), command='python tools/code_patches.py --worlds flat64')
     (result,) = json.loads(out.read_text())
     assert result['tokens'] == 16 * 64 and result['sghc'] is None
     row = result['distances']['pixels']['semantic code']
@@ -175,6 +175,6 @@ def test_tool_writes_the_page_figure_and_numbers(tiny_exports, tmp_path):
     assert '## flat64: 16 held-out scenes (100000..)' in page
     assert '](images/spc_code_patches_flat64.png)' in page
     assert (images / 'spc_code_patches_flat64.png').is_file()
-    with pytest.raises(SystemExit, match='spc_textured128'):
-        tool.main(['--worlds', 'textured128', '--work-dirs', str(tiny_exports), '--doc',
-                   str(doc), '--images', str(images), '--json', str(out)])
+    with pytest.raises(FileNotFoundError, match='spc_textured128'):
+        code_patches(['textured128'], work_dirs=str(tiny_exports), doc=str(doc),
+                     images=str(images), json_path=str(out))

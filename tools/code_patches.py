@@ -10,14 +10,14 @@ docs/fig4_code_patches.md, the numbers also to work_dirs/code_patches/results.js
 SGHC export (work_dirs/sghc_<world>/export), where present, adds its full ids as a row.
 A few minutes on a CPU (unimm/evaluation/code_patches.py has the method)."""
 import argparse
-import json
 import os
 import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from unimm.evaluation.code_patches import WORLDS, report, run_world  # noqa: E402
+from unimm.apis.code_patches import code_patches  # noqa: E402
+from unimm.evaluation.code_patches import WORLDS  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -37,28 +37,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    results = []
-    for world in args.worlds:
-        spc = os.path.join(args.work_dirs, f'spc_{world}', 'export')
-        sghc = os.path.join(args.work_dirs, f'sghc_{world}', 'export')
-        if not os.path.isfile(os.path.join(spc, 'config.json')):
-            raise SystemExit(f'{spc} is not an export: train registry_configs/shapes/'
-                             f'spc_{world}.py first (python tools/train.py ...)')
-        if args.no_sghc or not os.path.isfile(os.path.join(sghc, 'config.json')):
-            sghc = None
-        os.makedirs(args.images, exist_ok=True)
-        image = os.path.join(args.images, f'spc_code_patches_{world}.png')
-        results.append(run_world(world, spc, sghc, args.scenes, image, seed=args.seed))
-        print(f'{world}: ratio on pixels '
-              f"{results[-1]['distances']['pixels']['semantic code']['ratio']:.3f}", flush=True)
     command = ' '.join(['python tools/code_patches.py'] + [shlex.quote(a) for a in (
         argv if argv is not None else sys.argv[1:])])
-    os.makedirs(os.path.dirname(args.json) or '.', exist_ok=True)
-    with open(args.json, 'w') as f:
-        json.dump(results, f, indent=1)
-    with open(args.doc, 'w') as f:
-        f.write(report(results, command, args.doc))
-    print(f'wrote {args.doc} and {args.json}')
+    return code_patches(args.worlds, args.scenes, args.work_dirs, not args.no_sghc, args.doc,
+                        args.images, args.json, args.seed, command)
 
 
 if __name__ == '__main__':
