@@ -1,7 +1,7 @@
-"""tools/generate.py and `unimm.inference.generate_images` on a tiny exported text-to-image
-model (a tiny Qwen2 on the session's demo SemHiTok): a prompt file becomes one PNG per
-sample, a grid and a JSON line per image; the same seed gives the same images, and each
-record says how to draw its image again."""
+"""unimm.apis.generate (behind tools/generate.py) and `unimm.inference.generate_images` on a
+tiny exported text-to-image model (a tiny Qwen2 on the session's demo SemHiTok): a prompt
+file becomes one PNG per sample, a grid and a JSON line per image; the same seed gives the
+same images, and each record says how to draw its image again."""
 import json
 import os
 
@@ -31,13 +31,13 @@ def export(tmp_path_factory, demo_tokenizer):
 
 
 def test_generate_tool_writes_samples_grid_and_records_and_repeats_for_a_seed(export, tmp_path):
-    import generate  # tools/generate.py
+    from unimm.apis.generate import generate, read_prompts
     prompts = tmp_path / 'prompts.txt'
     prompts.write_text('a red circle\n\ntwo blue squares\n')
-    args = [CONFIG, export, '--prompts', str(prompts), '--n', '3', '--batch-size', '4',
-            '--cfg-scale', '2', '--top-k', '50', '--grid-columns', '4']
-    runs = {name: generate.main(args + ['--seed', seed, '--out', str(tmp_path / name)])
-            for name, seed in (('first', '3'), ('again', '3'), ('other', '4'))}
+    captions = read_prompts(prompts_file=str(prompts), n=3)
+    runs = {name: generate(CONFIG, export, captions, str(tmp_path / name), batch_size=4,
+                           seed=seed, cfg_scale=2, top_k=50, grid_columns=4)
+            for name, seed in (('first', 3), ('again', 3), ('other', 4))}
     names = ['a_red_circle_0.png', 'a_red_circle_1.png', 'a_red_circle_2.png',
              'two_blue_squares_0.png', 'two_blue_squares_1.png', 'two_blue_squares_2.png']
     assert [os.path.basename(p) for p in runs['first']] == names

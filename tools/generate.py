@@ -15,12 +15,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from unimm.inference.generate import generate_images, sample_records, save_samples  # noqa: E402
+from unimm.apis.generate import generate, read_prompts  # noqa: E402
 from unimm.inference.sampler import SCHEDULES  # noqa: E402
-from unimm.models.mllm.llm import load_exported  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,34 +45,10 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def read_prompts(args):
-    if args.prompts is None:
-        captions = [args.prompt]
-    else:
-        with open(args.prompts) as f:
-            captions = [line.strip() for line in f if line.strip()]
-    n = args.n or (4 if args.prompts is None else 1)
-    return [c for c in captions for _ in range(n)]
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    prompts = read_prompts(args)
-    model = load_exported(args.config, args.checkpoint)
-    cuda = torch.cuda.is_available()
-    model.to('cuda' if cuda else 'cpu').eval()
-    if cuda or args.bf16:
-        model.to(torch.bfloat16)
-    sampling = dict(batch_size=args.batch_size, seed=args.seed, cfg_scale=args.cfg_scale,
-                    cfg_schedule=args.cfg_schedule, temperature=args.temperature,
-                    top_k=args.top_k, top_p=args.top_p, jacobi_window=args.jacobi_window)
-    records = sample_records(prompts, **sampling)
-    with tqdm(total=len(prompts), unit='image', desc='generating') as bar:
-        images = generate_images(model, prompts, **sampling,
-                                 progress=lambda done, total: bar.update(done - bar.n))
-    paths = save_samples(images, records, args.out, grid_columns=args.grid_columns)
-    print('\n'.join(paths))
-    return paths
+    args = vars(parse_args(argv))
+    prompts = read_prompts(args.pop('prompt'), args.pop('prompts'), args.pop('n'))
+    return generate(args.pop('config'), args.pop('checkpoint'), prompts, **args)
 
 
 if __name__ == '__main__':
