@@ -3,10 +3,10 @@
 # 8 GPUs x 32 = global batch 256, lr 1e-3, 1 epoch, 3% warm-up, cosine, ZeRO-2, bf16.
 # Data: data/llava/LLaVA-Pretrain/{blip_laion_cc_sbu_558k.json,images/};
 # LLM: checkpoints/vicuna-7b-v1.5 (huggingface-cli download lmsys/vicuna-7b-v1.5 --local-dir ...);
-# tokenizer: the SemHiTok export of registry_configs/sghc_vitl.py.
+# tokenizer: the SemHiTok export of registry_configs/enhance_decoder_vitl.py.
 _base_ = ['./_base_/default_runtime.py']
 _llm = 'checkpoints/vicuna-7b-v1.5'
-_tokenizer = 'work_dirs/sghc_vitl/export'
+_tokenizer = 'work_dirs/enhance_decoder_vitl/export'
 _num_image_tokens = 256  # SigLIP-L/16 at 256 px
 model = dict(
     type='UnderstandingMLLM',

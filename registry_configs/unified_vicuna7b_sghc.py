@@ -14,7 +14,7 @@
 # (the tokens depend only on the SemHiTok export, not on the LLM).
 _base_ = ['./_base_/default_runtime.py', './_base_/evaluation/t2i_geneval_mjhq.py']
 _llm = 'checkpoints/vicuna-7b-v1.5'
-_tokenizer = 'work_dirs/sghc_vitl/export'
+_tokenizer = 'work_dirs/enhance_decoder_vitl/export'
 model = dict(
     type='UnifiedMLLM',
     llm=_llm,

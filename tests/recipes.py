@@ -56,6 +56,7 @@ TINY = {
     'SemanticEncoder': _semantic_encoder,
     'ViTEncoder': _vit,
     'ViTDecoder': _vit,
+    'EnhanceDecoder': _vit,
     'SemanticDecoder': lambda n, c: n.update(width=32, depth=1, num_heads=2, out_dim=WIDTH,
                                              num_tokens=TOKENS),
     'SemanticPriorityCodebook': lambda n, c: n.update(num_codes=CODES, kmeans_iters=1),

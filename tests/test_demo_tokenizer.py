@@ -26,7 +26,7 @@ def test_demo_stages_keep_semantics_and_report_reconstruction(demo_teacher, tmp_
     run_tool('train', f'{DEMO}/sghc_shapes.py', '--work-dir', sghc, '--cfg-options',
              teacher_opt, f'model.init_from={spc}/export', 'train_cfg.max_steps=8',
              'discriminator.start_step=4', *QUIET)
-    run_tool('train', f'{DEMO}/sghc_enhance_shapes.py', '--work-dir', enh, '--cfg-options',
+    run_tool('train', f'{DEMO}/enhance_decoder_shapes.py', '--work-dir', enh, '--cfg-options',
              teacher_opt, f'model.init_from={sghc}/export', 'train_cfg.max_steps=4', *QUIET)
 
     logs = [json.loads(l) for l in open(sghc / 'log.jsonl') if '"loss"' in l]
@@ -54,7 +54,7 @@ def test_demo_stages_keep_semantics_and_report_reconstruction(demo_teacher, tmp_
         sem_ids, ids = a.encode(x), c.encode(x)
     assert torch.equal(ids // 12, sem_ids)
 
-    run_tool('test', f'{DEMO}/sghc_enhance_shapes.py', enh / 'export', '--task', 'recon',
+    run_tool('test', f'{DEMO}/enhance_decoder_shapes.py', enh / 'export', '--task', 'recon',
              '--work-dir', tmp_path / 'eval', '--cfg-options', 'test_cfg.recon.fid=False',
              'test_cfg.recon.dataset.length=40', teacher_opt)
     res = json.load(open(tmp_path / 'eval' / 'test_recon.json'))

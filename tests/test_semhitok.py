@@ -1,6 +1,6 @@
 """SemHiTok assembly: the token id contract, encode/decode, save/load without the teacher
-folder, and the freezing contract of stages 2 and 3 (bit-identical stage-1 weights, EMA
-codebook and semantic ids)."""
+folder, the freezing contract of stages 2 and 3 (bit-identical stage-1 weights, EMA
+codebook and semantic ids) and the stage-3 EnhanceDecoder."""
 import shutil
 
 import pytest
@@ -34,8 +34,10 @@ def test_stages_keep_stage1_bit_identical(teacher, tmp_path):
     sghc.save_pretrained(tmp_path / 'sghc')
 
     torch.manual_seed(2)
-    enh = MODELS.build(config(teacher, stage='enhance', init_from=str(tmp_path / 'sghc'),
-                              init_exclude=['pixel_decoder.'], decoder_depth=2))
+    cfg = config(teacher, stage='enhance', init_from=str(tmp_path / 'sghc'),
+                 init_exclude=['pixel_decoder.'], decoder_depth=2)
+    cfg['pixel_decoder']['type'] = 'EnhanceDecoder'  # as the stage-3 recipes build it
+    enh = MODELS.build(cfg)
     keep = {k: v.clone() for k, v in enh.state_dict().items()
             if not k.startswith('pixel_decoder.')}
     assert all(torch.equal(v, sghc.state_dict()[k]) for k, v in keep.items())
@@ -44,6 +46,28 @@ def test_stages_keep_stage1_bit_identical(teacher, tmp_path):
     assert [n for n, p in enh.named_parameters() if p.requires_grad] == \
         [n for n, _ in enh.named_parameters() if n.startswith('pixel_decoder.')]
     assert torch.equal(enh.eval().encode(x), ids)
+    enh.save_pretrained(tmp_path / 'enhance')
+    again = PretrainedMixin.from_pretrained(tmp_path / 'enhance').eval()
+    assert type(again.pixel_decoder).__name__ == 'EnhanceDecoder'
+    assert torch.equal(again.decode(ids), enh.decode(ids))
+
+
+def test_enhance_decoder_is_a_vit_l_unless_sized():
+    from unimm.models.decoders.enhance import EnhanceDecoder
+    from unimm.models.decoders.vit import ViTDecoder
+    with torch.device('meta'):
+        large = MODELS.build(dict(type='EnhanceDecoder', image_size=256, patch_size=16))
+        base = MODELS.build(dict(type='EnhanceDecoder', preset='base'))
+    assert isinstance(large, EnhanceDecoder) and isinstance(large, ViTDecoder)
+    assert (large.width, large.depth, large.num_heads) == (1024, 24, 16)
+    assert (base.width, base.depth, base.num_heads) == (768, 12, 12)
+    small = dict(image_size=32, patch_size=8, in_dim=16, width=32, depth=2, num_heads=2)
+    torch.manual_seed(0)
+    enhance = EnhanceDecoder(**small)
+    torch.manual_seed(0)
+    plain = ViTDecoder(**small)
+    codes = torch.randn(2, 16, 16)
+    assert torch.equal(enhance(codes), plain(codes))  # the same network, in its own role
 
 
 @pytest.mark.parametrize('fusion', ['channel', 'length', 'texture', 'semantic'])
@@ -90,7 +114,7 @@ def test_bad_configs_fail_clearly(teacher, tmp_path):
         MODELS.build(config(teacher, fusion='sideways'))
 
 
-@pytest.mark.parametrize('name', ['spc_siglip_l16', 'sghc_vitb', 'sghc_vitl'])
+@pytest.mark.parametrize('name', ['spc_siglip_l16', 'sghc_vitb', 'enhance_decoder_vitl'])
 def test_paper_configs_check_and_name_the_missing_teacher(name):
     from unimm.engine.config import load_config
     cfg = load_config(f'registry_configs/{name}.py')

@@ -44,7 +44,7 @@ def narrow(model, siglip):
 def test_recipes_name_the_27x27_geometry():
     spc = load_config('registry_configs/spc_siglip_so400m14_384.py')
     sghc = load_config('registry_configs/sghc_vitb_so400m14_384.py')
-    enhance = load_config('registry_configs/sghc_vitl_so400m14_384.py')
+    enhance = load_config('registry_configs/enhance_decoder_vitl_so400m14_384.py')
     for cfg in (spc, sghc, enhance):
         assert cfg.model.semantic_decoder.num_tokens == GRID * GRID
         assert cfg.model.semantic_encoder.pretrained == 'checkpoints/siglip-so400m-patch14-384'
@@ -56,7 +56,8 @@ def test_recipes_name_the_27x27_geometry():
         assert (dec.image_size, dec.patch_size) == (384, 14)
     assert sghc.model.init_from == 'work_dirs/spc_siglip_so400m14_384/export'
     assert enhance.model.init_from == 'work_dirs/sghc_vitb_so400m14_384/export'
-    assert enhance.model.pixel_decoder.preset == 'large'
+    assert (enhance.model.pixel_decoder.type, enhance.model.pixel_decoder.preset) == (
+        'EnhanceDecoder', 'large')
 
 
 def test_stage1_and_stage2_run_at_384_px(so400m_shaped):

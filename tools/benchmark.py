@@ -74,8 +74,7 @@ def semhitok_paper_config():
                            out_dim=32),
         pixel_quantizer=dict(type='HierarchicalCodebook', num_semantic_codes=16384,
                              sub_codes=12, dim=32),
-        pixel_decoder=dict(type='ViTDecoder', image_size=256, patch_size=16, preset='large',
-                           in_dim=64),
+        pixel_decoder=dict(type='EnhanceDecoder', image_size=256, patch_size=16, in_dim=64),
         # SemHiTok validates its pixel stage up front; the loss is not run here
         pixel_loss=dict(type='PixelReconstructionLoss', l1_weight=1.0, l2_weight=1.0,
                         perceptual_weight=0.0, lpips=None))
@@ -456,11 +455,9 @@ def twin_semhitok(node, scale):
 
 
 def semhitok_stage3(scale):
-    """The enhance-stage SemHiTok of the paper (registry_configs/sghc_vitl.py's model,
-    without LPIPS) at ``scale``: the frozen tokenizer of the MLLM twins."""
-    cfg = semhitok_paper_config()
-    cfg['pixel_decoder'].update(preset='large', in_dim=64)
-    return twin_semhitok(cfg, scale)
+    """The enhance-stage SemHiTok of the paper (registry_configs/enhance_decoder_vitl.py's
+    model, without LPIPS) at ``scale``: the frozen tokenizer of the MLLM twins."""
+    return twin_semhitok(semhitok_paper_config(), scale)
 
 
 def _rewrite(node, fn):

@@ -169,7 +169,7 @@ bench() {  # bench NAME GPUS LIMIT [benchmark.py train args]
 if [[ $BENCH == 1 ]]; then
   # the two tokenizer stages (with the raw stack each, same process) on one GPU each
   par "bench sghc_stage2_1gpu 0 150 --config registry_configs/sghc_vitb.py --batch 32" \
-      "bench sghc_stage3_1gpu 1 150 --config registry_configs/sghc_vitl.py --batch 32"
+      "bench sghc_stage3_1gpu 1 150 --config registry_configs/enhance_decoder_vitl.py --batch 32"
   # generation at the anchor's micro-batch (8 x 512 tokens) and 8 of them a step (32k tokens,
   # the recipe's 16 packed 4096-token rows make 64k): without checkpointing (the anchor's
   # 44 % setting) and with it (the recipe's), then on 2 GPUs

@@ -1,2 +1,2 @@
 """Decoders: quantised codes ``[B, N, C']`` -> images (pixel) or teacher features (semantic)."""
-from . import semantic, vit  # noqa: F401
+from . import enhance, semantic, vit  # noqa: F401
