@@ -113,7 +113,7 @@ def shrink(node, ctx, where):
             elif type_ not in SIZE_FREE:
                 raise AssertionError(f'{where}: {ctx["config"]} names {type_!r}, which the '
                                      'all-configs test cannot shrink: add a rule to TINY or '
-                                     'list it in SIZE_FREE (tests/test_all_configs.py)')
+                                     'list it in SIZE_FREE (tests/recipes.py)')
         for k, v in node.items():
             node[k] = shrink(v, ctx, f'{where}.{k}')
     elif isinstance(node, list):
