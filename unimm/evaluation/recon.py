@@ -24,19 +24,32 @@ def save_grid(originals, recons, path, n=16):
     Image.fromarray(grid.numpy()).save(path)
 
 
+def _entropy(counts):
+    """Entropy in nats of the distribution ``counts`` (any shape, last dim the values)."""
+    p = counts / counts.sum(-1, keepdim=True).clamp(min=1)
+    return -(p * p.clamp(min=1e-30).log()).sum(-1)
+
+
 def codebook_usage(ids, vocab_size, factorization=None):
-    """Fraction of the tokenizer's ``vocab_size`` ids in use; with a ``factorization`` (K, m)
-    (SemHiTok's) also of the K semantic codes and of the m sub-codes of each semantic code
-    that was used at all."""
-    used = torch.zeros(vocab_size, dtype=torch.bool)
-    used[ids.flatten().cpu()] = True
-    out = {'usage_global': used.float().mean().item()}
+    """How the ids ``[B, N]`` use the vocabulary: the share of ``vocab_size`` in use, the
+    number of distinct ids, the entropy (nats) of the ids pooled and of one grid position
+    across images (averaged over positions) — the uncertainty a generator of these ids must
+    model per token. With a ``factorization`` (K, m) (SemHiTok's) also the share of the K
+    semantic codes and of the m sub-codes of each used code, and the semantic codes' entropy."""
+    ids = ids.cpu().long().flatten(1)
+    counts = torch.bincount(ids.flatten(), minlength=vocab_size).double()
+    out = {'usage_global': (counts > 0).double().mean().item(),
+           'distinct_ids': int((counts > 0).sum()),
+           'id_entropy': _entropy(counts).item(),
+           'position_entropy': sum(_entropy(torch.unique(col, return_counts=True)[1].double())
+                                   for col in ids.t()).item() / ids.shape[1]}
     if factorization:
-        per_code = used.view(factorization)
-        active = per_code.any(1)
-        out.update(usage_semantic=active.float().mean().item(),
-                   usage_subcodes=per_code[active].float().mean().item() if active.any()
-                   else 0.0)
+        per_code = counts.view(factorization)
+        active = per_code > 0
+        used = active.any(1)
+        out.update(usage_semantic=used.double().mean().item(),
+                   usage_subcodes=active[used].double().mean().item() if used.any() else 0.0,
+                   semantic_entropy=_entropy(per_code.sum(1)).item())
     return out
 
 
