@@ -202,7 +202,10 @@ def collect(tokenizer, world, start, count, batch_size=64, factorized=None):
     semantic ids ``[N]`` (a factorised tokenizer's ids are split), each token's scene, and
     (``factorized``: a second, SGHC tokenizer) its full ids."""
     from unimm.datasets.transforms import pil_to_tensor
-    grid = tokenizer.semantic_encoder.grid_size
+    side = math.isqrt(tokenizer.num_tokens)  # the protocol's ids are a square raster
+    if side * side != tokenizer.num_tokens:
+        raise ValueError(f'{tokenizer.num_tokens} tokens are not a square grid')
+    grid = (side, side)
     patches, semantic, scenes, full = [], [], [], []
     for lo in range(start, start + count, batch_size):
         index = list(range(lo, min(lo + batch_size, start + count)))
