@@ -181,17 +181,18 @@ class ShapesLLaVADataset(LLaVADataset):
     ``kind='caption'`` gives LLaVA-Pretrain-style records (an instruction, the caption as
     the answer); ``kind='vqa'`` multi-turn conversations like the VQA parts of LLaVA-665K:
     a scene's VQA pairs in a per-scene shuffled order, ``turns`` per conversation. Record
-    ``image`` is the scene index. ``unimm.apis.shapes_to_llava`` writes the same records."""
+    ``image`` is the scene index; ``texture`` uses the textured world (pass its resolution,
+    e.g. 128). ``unimm.apis.shapes_to_llava`` writes the same records."""
 
     KINDS = ('caption', 'vqa')
     CAPTION_PROMPT = 'Describe the image briefly.'
 
     def __init__(self, tokenizer, kind='vqa', seed=0, resolution=64, start=0, length=10000,
                  template='vicuna_v1', num_image_tokens=64, max_length=512, turns=8,
-                 answer_prompt=''):
+                 answer_prompt='', texture=False):
         if kind not in self.KINDS:
             raise ValueError(f'ShapesLLaVADataset.kind must be one of {self.KINDS}, got {kind!r}')
-        self.world = ShapesWorld(seed, resolution)
+        self.world = ShapesWorld(seed, resolution, texture=texture)
         records = [rec for i in range(length)
                    for rec in shapes_records(self.world, start + i, kind, turns, answer_prompt)]
         self._setup(records, tokenizer, template, num_image_tokens, resolution, max_length)

@@ -39,8 +39,12 @@ class ShapesVQADataset(Dataset):
                  texture=False):
         self.world = ShapesWorld(seed, resolution, min_shapes, max_shapes, texture)
         self.start = start
-        counts = [len(self.world.vqa(start + i)) for i in range(length)]
+        counts = [len(self.pairs(start + i)) for i in range(length)]
         self.offsets = np.cumsum([0] + counts)  # item k belongs to the scene whose range holds it
+
+    def pairs(self, index):
+        """The (question, answer) pairs of scene ``index``."""
+        return self.world.vqa(index)
 
     def __len__(self):
         return int(self.offsets[-1])
@@ -50,9 +54,25 @@ class ShapesVQADataset(Dataset):
             raise IndexError(k)
         i = int(np.searchsorted(self.offsets, k, side='right')) - 1
         index = self.start + i
-        question, answer = self.world.vqa(index)[k - self.offsets[i]]
+        question, answer = self.pairs(index)[k - self.offsets[i]]
         return {'image': pil_to_tensor(self.world.image(index)), 'question': question,
                 'answer': answer, 'index': index}
+
+
+@DATASETS.register_module()
+class ShapesPOPEDataset(ShapesVQADataset):
+    """``ShapesVQADataset`` over POPE-style questions: per scene, a yes for every distinct
+    colour-kind pair present and as many no's, the negatives drawn by ``strategy``
+    (``'adversarial'``: a present kind in an absent colour or a present colour on an absent
+    kind first; ``'random'``: any absent pair), balanced over the whole set."""
+
+    def __init__(self, seed=0, resolution=None, start=0, length=10000, min_shapes=1, max_shapes=4,
+                 texture=False, strategy='adversarial'):
+        self.strategy = strategy
+        super().__init__(seed, resolution, start, length, min_shapes, max_shapes, texture)
+
+    def pairs(self, index):
+        return self.world.pope(index, self.strategy)
 
 
 @DATASETS.register_module()

@@ -1,7 +1,9 @@
 """Held-out shapes-VQA accuracy of an understanding model: greedy one-word answers,
 exact match, by question type, next to two references: chance (a uniform guess among the
 answers seen for the question's type) and the blind baseline (the most frequent answer of
-each type: what a model that ignores the image can reach)."""
+each type: what a model that ignores the image can reach). ``ShapesPOPEEvaluator`` scores
+the POPE-style yes/no task (``ShapesPOPEDataset``) as POPE does: accuracy, precision,
+recall and F1 of 'yes', and the share of yes answers."""
 from collections import Counter, defaultdict
 
 import torch
@@ -37,7 +39,8 @@ class ShapesVQAEvaluator:
         self.max_questions = max_questions
 
     @torch.no_grad()
-    def __call__(self, model, work_dir=None):
+    def answer(self, model):
+        """(questions, true answers, greedy predictions) of the first questions."""
         n = len(self.dataset) if self.max_questions is None else \
             min(self.max_questions, len(self.dataset))
         questions, answers, preds = [], [], []
@@ -48,6 +51,11 @@ class ShapesVQAEvaluator:
             preds += model.generate(convs, images, max_new_tokens=self.max_new_tokens)
             questions += [it['question'] for it in items]
             answers += [it['answer'] for it in items]
+        return questions, answers, preds
+
+    def __call__(self, model, work_dir=None):
+        questions, answers, preds = self.answer(model)
+        n = len(questions)
         hits = [p.strip().lower() == a for p, a in zip(preds, answers)]
         per_type = defaultdict(list)
         for q, h in zip(questions, hits):
@@ -58,6 +66,45 @@ class ShapesVQAEvaluator:
                 'accuracy_by_type': {t: sum(v) / len(v) for t, v in sorted(per_type.items())},
                 'examples': [{'question': q, 'answer': a, 'prediction': p}
                              for q, a, p in list(zip(questions, answers, preds))[:10]]}
+
+
+def yes_no(text):
+    """'yes' / 'no' when a generated answer starts with that word (any case, punctuation
+    after it allowed), else None (unparsed: counted wrong)."""
+    words = text.strip().lower().split()
+    word = words[0].strip('.,!?;:') if words else ''
+    return word if word in ('yes', 'no') else None
+
+
+def pope_scores(predictions, answers):
+    """POPE's metrics of generated ``predictions`` against 'yes' / 'no' ``answers``: accuracy,
+    precision, recall and F1 with 'yes' the positive class, the share of 'yes' predictions
+    (0.5 for an unbiased model on a balanced set) and the share not parsable as yes / no.
+    Precision is 0 when nothing was answered yes."""
+    parsed = [yes_no(p) for p in predictions]
+    tp = sum(p == a == 'yes' for p, a in zip(parsed, answers))
+    fp = sum(p == 'yes' and a == 'no' for p, a in zip(parsed, answers))
+    positives = sum(a == 'yes' for a in answers)
+    n = max(len(answers), 1)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / positives if positives else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {'accuracy': sum(p == a for p, a in zip(parsed, answers)) / n,
+            'precision': precision, 'recall': recall, 'f1': f1,
+            'yes_ratio': sum(p == 'yes' for p in parsed) / n,
+            'unparsed': sum(p is None for p in parsed) / n, 'num_questions': len(answers)}
+
+
+@METRICS.register_module()
+class ShapesPOPEEvaluator(ShapesVQAEvaluator):
+    """``dataset``: a ``ShapesPOPEDataset`` of held-out scenes; greedy answers scored by
+    ``pope_scores``, with a few examples."""
+
+    def __call__(self, model, work_dir=None):
+        questions, answers, preds = self.answer(model)
+        return dict(pope_scores(preds, answers), examples=[
+            {'question': q, 'answer': a, 'prediction': p}
+            for q, a, p in list(zip(questions, answers, preds))[:10]])
 
 
 def markdown_table(rows):

@@ -114,6 +114,35 @@ def vqa_pairs(scene, background=None):
     return pairs
 
 
+POPE_STRATEGIES = ('random', 'adversarial')
+
+
+def pope_pairs(scene, rng, strategy='adversarial'):
+    """POPE-style existence questions about a scene, balanced: 'is there a <colour>
+    <kind>?' answered yes for every distinct colour-kind pair present, and as many absent
+    pairs answered no, drawn with ``rng`` (a numpy Generator). ``strategy`` picks the
+    negatives as POPE does its objects: ``'random'`` among all absent pairs; ``'adversarial'``
+    first among absent pairs that share the kind or the colour of a present shape (a present
+    kind in an absent colour, a present colour on an absent kind: what co-occurs with what
+    is in the image), topped up at random when those run out. Yes and no questions are
+    interleaved in a random order."""
+    if strategy not in POPE_STRATEGIES:
+        raise ValueError(f'pope_pairs: strategy must be one of {POPE_STRATEGIES}, '
+                         f'got {strategy!r}')
+    present = list(dict.fromkeys((s.colour, s.kind) for s in scene))
+    absent = [(c, k) for k in KINDS for c in COLOURS if (c, k) not in present]
+    near = [p for p in absent if any(p[0] == c or p[1] == k for c, k in present)]
+    pools = [near, [p for p in absent if p not in near]] if strategy == 'adversarial' \
+        else [absent]
+    negatives = []
+    for pool in pools:
+        take = min(len(present) - len(negatives), len(pool))
+        negatives += [pool[i] for i in rng.permutation(len(pool))[:take]]
+    pairs = [(f'is there a {c} {k}?', 'yes') for c, k in present]
+    pairs += [(f'is there a {c} {k}?', 'no') for c, k in negatives]
+    return [pairs[i] for i in rng.permutation(len(pairs))]
+
+
 def _prompt(tag, include, exclude=None):
     """A GenEval metadata dict; the prompt text is generated from ``include``."""
     words = [noun_phrase(req['count'], *([req['color']] if 'color' in req else []), req['class'])

@@ -353,3 +353,9 @@ class ShapesWorld:
     def vqa(self, i):
         from .text import vqa_pairs
         return vqa_pairs(*self._sample(i))
+
+    def pope(self, i, strategy='adversarial'):
+        """POPE-style balanced yes/no pairs of scene ``i``, negatives drawn by its own
+        (seed, i) stream (``text.pope_pairs``)."""
+        from .text import pope_pairs
+        return pope_pairs(self.scene(i), np.random.default_rng([self.seed, i, 3]), strategy)
