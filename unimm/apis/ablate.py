@@ -21,6 +21,7 @@ from mmengine.config import Config
 
 from unimm.apis.test import evaluate
 from unimm.apis.train import train
+from unimm.apis.verdicts import verdict
 from unimm.engine.config import load_config
 from unimm.models.base import load_unimm_folder
 from unimm.registry import DATASETS, METRICS
@@ -306,17 +307,6 @@ def probe_noise(pa, pb):
     over test scenes plus the larger spread between probe seeds."""
     spread = max(max(p['accuracy_by_seed']) - min(p['accuracy_by_seed']) for p in (pa, pb))
     return 2 * (pa['stderr'] ** 2 + pb['stderr'] ** 2) ** 0.5 + spread
-
-
-def verdict(outcomes, want):
-    """'reproduced' when every comparison went the claimed way, 'not reproduced' when
-    one went against it, else 'inconclusive'. ``want``: the claimed outcome per item,
-    a set when more than one counts (e.g. {'higher', 'tie'} for "is kept")."""
-    if any(o not in w and o != 'tie' for o, w in zip(outcomes, want)):
-        return 'not reproduced'
-    if all(o in w for o, w in zip(outcomes, want)):
-        return 'reproduced'
-    return 'inconclusive'
 
 
 def psnr_claim(claim, paper, winner, others):
