@@ -1,5 +1,8 @@
-"""The recipe shrinker: rewrites any recipe of registry_configs/ to tiny sizes (a 32 px SigLIP,
-one-layer LMs, a few samples) so that every recipe can train a step in the tests."""
+"""The every-recipe test's shrinking: any recipe of registry_configs/ at a tiny size (a 32 px
+SigLIP, one-layer LMs, a few samples) so that every recipe can train a step in the tests.
+The networks are sized by the package's shrinker (unimm.apis.shrink, strict); this file
+adds the test's stand-ins: the session's tiny SigLIP and LM folders, the exports of
+earlier tiny runs, shapes-world datasets by type, and the run settings."""
 import itertools
 import os
 import re
@@ -7,6 +10,7 @@ import re
 import torch
 from mmengine.config import Config
 
+from unimm.apis.shrink import SCALES, num_tokens, shrink, siglip_config
 from unimm.engine.compile import with_backend
 from unimm.engine.config import check_config, load_config
 
@@ -16,14 +20,11 @@ CONFIGS = sorted(os.path.relpath(os.path.join(d, f), CONFIG_ROOT)
                  for d, _, files in os.walk(CONFIG_ROOT) for f in files
                  if f.endswith('.py') and '_base_' not in os.path.relpath(d, CONFIG_ROOT))
 EXPORT = re.compile(r'^work_dirs/([\w.-]+)/export$')
-SIZE, PATCH = 32, 8
-TOKENS = (SIZE // PATCH) ** 2
-WIDTH = 32  # the tiny SigLIP's width, hence every semantic target's
-CODES = 32
-SIGLIP = dict(image_size=SIZE, patch_size=PATCH, hidden_size=WIDTH, intermediate_size=64,
-              num_hidden_layers=1, num_attention_heads=2)
-SIGLIP_TEXT = dict(hidden_size=WIDTH, intermediate_size=64, num_hidden_layers=1,
-                   num_attention_heads=2, projection_size=WIDTH)
+# the benchmark's tiny scale with 32 codes and a one-layer discriminator
+TINY = dict(SCALES['tiny'], codes=32, discriminator=dict(base_channels=8, num_layers=1))
+SIZE = TINY['image']
+TOKENS = num_tokens(TINY)
+SIGLIP = siglip_config(TINY)
 
 
 def name_of(config):
@@ -31,54 +32,40 @@ def name_of(config):
     return os.path.splitext(os.path.basename(config))[0]
 
 
-# ------------------------------------------------------------------ per-type rules
-def _vit(node, ctx):
-    old_grid = (node.get('image_size', 256) // node.get('patch_size', 16)) ** 2
-    node.update(image_size=SIZE, patch_size=PATCH, preset=None, width=32, depth=1, num_heads=2)
-    if node.get('num_tokens'):  # length concat: keep the number of segments
-        node['num_tokens'] = node['num_tokens'] // old_grid * TOKENS
+# ------------------------------------------------------------------ the test's stand-ins
+def _llm_owner(ctx):
+    def rule(node):
+        node = dict(node, llm=ctx['llm'])
+        if node.get('tokenizer'):
+            node['tokenizer'] = ctx['llm']
+        return node
+    return rule
 
 
-def _semantic_encoder(node, ctx):
-    if node.get('vision_config') is not None:
-        node['vision_config'] = dict(SIGLIP)
-    else:
-        node['pretrained'] = ctx['siglip']
+def stand_ins(ctx):
+    """The test's rules after the sizes: a SigLIP folder is the session's tiny one, an
+    MLLM's LLM and tokenizer the session's tiny LM; no LPIPS, one k-means iteration, the
+    GAN from step 0 (so its step runs), a short SigLIP vocabulary."""
+    return {
+        'SemanticEncoder': lambda n: n if n.get('vision_config') is not None
+        else dict(n, pretrained=ctx['siglip']),
+        'SemanticPriorityCodebook': lambda n: dict(n, kmeans_iters=1),
+        'PixelReconstructionLoss': lambda n: dict(n, perceptual_weight=0.0, lpips=None),
+        'PatchGANDiscriminator': lambda n: dict(n, start_step=0),
+        'SiglipTeacher': lambda n: dict(n, vocab_dataset=dict(n['vocab_dataset'], length=50)),
+        **dict.fromkeys(('UnderstandingMLLM', 'GenerationMLLM', 'UnifiedMLLM'),
+                        _llm_owner(ctx)),
+    }
 
 
-def _llm_owner(node, ctx):
-    node['llm'] = ctx['llm']
-    if node.get('tokenizer'):
-        node['tokenizer'] = ctx['llm']
-
-
-TINY = {
-    'SemanticEncoder': _semantic_encoder,
-    'ViTEncoder': _vit,
-    'ViTDecoder': _vit,
-    'EnhanceDecoder': _vit,
-    'SemanticDecoder': lambda n, c: n.update(width=32, depth=1, num_heads=2, out_dim=WIDTH,
-                                             num_tokens=TOKENS),
-    'SemanticPriorityCodebook': lambda n, c: n.update(num_codes=CODES, kmeans_iters=1),
-    'HierarchicalCodebook': lambda n, c: n.update(num_semantic_codes=CODES),
-    'VectorQuantizer': lambda n, c: n.update(num_codes=CODES),
-    'DualCodebookQuantizer': lambda n, c: n.update(num_codes=CODES),
-    'PixelReconstructionLoss': lambda n, c: n.update(perceptual_weight=0.0, lpips=None),
-    'PatchGANDiscriminator': lambda n, c: n.update(base_channels=8, num_layers=1,
-                                                   start_step=0),
-    'SiglipTeacher': lambda n, c: n.update(vision_config=dict(SIGLIP),
-                                           text_config=dict(SIGLIP_TEXT),
-                                           vocab_dataset=dict(n['vocab_dataset'], length=50)),
-    'UnderstandingMLLM': _llm_owner,
-    'GenerationMLLM': _llm_owner,
-    'UnifiedMLLM': _llm_owner,
-}
-
-
-SIZE_FREE = {'SemHiTok', 'JointTokenizer', 'PixelVQTokenizer', 'DualCodebookTokenizer',
-             'DualEncoderTokenizer', 'TokenizerFeatures', 'ContinuousFeatures',
-             'MLPProjector', 'FlatVisualHead', 'FactorizedVisualHead',
-             'ShapesCaptionDataset'}  # the last only as SiglipTeacher's vocab_dataset
+def shrink_tiny(node, ctx, where):
+    """A recipe's component tree at ``TINY`` with the test's stand-ins; a path
+    ``work_dirs/NAME/export`` becomes ``ctx['export'](NAME)``."""
+    def paths(text):
+        match = EXPORT.match(text)
+        return ctx['export'](match.group(1)) if match else text
+    return shrink(node, TINY, stand_ins(ctx), paths, strict=True,
+                  where=f"{ctx['config']}: {where}")
 
 
 def _images(node, ctx):
@@ -103,26 +90,6 @@ TINY_DATASETS = {'ImageFolderDataset': _images, 'ShapesCaptionDataset': _images,
                  'MixedTaskDataset': _mixed}
 
 
-def shrink(node, ctx, where):
-    """Rewrite a config tree in place: components by ``TINY``, export paths by ``ctx``."""
-    if isinstance(node, dict):
-        type_ = node.get('type')
-        if type_ is not None:
-            if type_ in TINY:
-                TINY[type_](node, ctx)
-            elif type_ not in SIZE_FREE:
-                raise AssertionError(f'{where}: {ctx["config"]} names {type_!r}, which the '
-                                     'all-configs test cannot shrink: add a rule to TINY or '
-                                     'list it in SIZE_FREE (tests/recipes.py)')
-        for k, v in node.items():
-            node[k] = shrink(v, ctx, f'{where}.{k}')
-    elif isinstance(node, list):
-        return [shrink(v, ctx, f'{where}[{i}]') for i, v in enumerate(node)]
-    elif isinstance(node, str) and EXPORT.match(node):
-        return ctx['export'](EXPORT.match(node).group(1))
-    return node
-
-
 def tiny_config(config, ctx):
     cfg = load_config(os.path.join(CONFIG_ROOT, config)).to_dict()
     cfg.pop('test_cfg', None)
@@ -130,12 +97,12 @@ def tiny_config(config, ctx):
     dataset_type = loader['dataset']['type']
     if dataset_type not in TINY_DATASETS:
         raise AssertionError(f'{config}: no tiny stand-in for dataset {dataset_type!r}: add '
-                             'one to TINY_DATASETS (tests/test_all_configs.py)')
+                             'one to TINY_DATASETS (tests/recipes.py)')
     loader.update(dataset=TINY_DATASETS[dataset_type](loader['dataset'], ctx), batch_size=2,
                   num_workers=0)
     for key in ('model', 'discriminator'):
         if key in cfg:
-            cfg[key] = shrink(cfg[key], ctx, key)
+            cfg[key] = shrink_tiny(cfg[key], ctx, key)
     cfg['train_cfg'] = dict(max_steps=1, log_interval=1)
     cfg['deepspeed'] = dict(cfg.get('deepspeed') or {}, precision='fp32')
     cfg['compile'] = with_backend(cfg.get('compile'), 'eager')

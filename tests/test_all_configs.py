@@ -3,11 +3,13 @@ trains one step at a tiny size, and its export round-trips: no recipe silently r
 
 How a recipe is made tiny (in-process, one shared tiny SigLIP and one tiny LM):
 
-* every component dict is rewritten by its ``type`` through ``TINY`` (widths, depths,
-  codebook sizes, 32 px images with 8 px patches, i.e. 16 tokens; SigLIP and LLM folders
+* every component dict is rewritten by its ``type`` through the package's shrinker
+  (unimm.apis.shrink: widths, depths, codebook sizes, 32 px images with 8 px patches,
+  i.e. 16 tokens) and the test's stand-ins (tests/recipes.py: SigLIP and LLM folders
   replaced by the session's tiny ones; LPIPS off; the discriminator starts at step 0 so
-  the GAN step runs). A type with nothing to shrink is listed in ``SIZE_FREE``. A type
-  in neither fails the test naming the recipe and the type: add its rule here.
+  the GAN step runs). A type with nothing to size is listed in ``SIZE_FREE``; a type
+  with neither a size rule nor that listing fails the test naming the recipe and the
+  type: add its rule to ``SIZE_RULES``.
 * the training dataset is replaced through ``TINY_DATASETS`` by a shapes-world dataset of
   the same kind (images + captions, or LLaVA conversations), 4 items, 32 px.
 * a path ``work_dirs/NAME/export`` (``init_from``, ``image_tokenizer``, a tokenizer or
@@ -28,7 +30,8 @@ import pytest
 import torch
 
 from tests.conftest import release_process_group
-from tests.recipes import CONFIGS, SIGLIP, TOKENS, eval_loss, fixed_batch, name_of, tiny_config
+from tests.recipes import (CONFIGS, SIGLIP, TINY, TOKENS, eval_loss, fixed_batch, name_of,
+                           tiny_config)
 
 
 def test_recipe_names_are_unique():
@@ -50,8 +53,7 @@ def tiny_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp('all_configs')
     torch.manual_seed(0)
     SiglipVisionModel(SiglipVisionConfig(**SIGLIP)).save_pretrained(root / 'siglip')
-    make_tiny_lm(str(root / 'llm'), texts=list(shapes_corpus(num_scenes=100)), vocab_size=512,
-                 hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
+    make_tiny_lm(str(root / 'llm'), texts=list(shapes_corpus(num_scenes=100)), **TINY['llm'])
     by_name = {name_of(c): c for c in CONFIGS}
 
     def export(name):

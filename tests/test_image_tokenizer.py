@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from tests.recipes import CONFIG_ROOT, shrink
+from tests.recipes import CONFIG_ROOT, shrink_tiny
 from unimm.apis.tiny_lm import make_tiny_lm, shapes_corpus
 from unimm.engine.config import load_config
 from unimm.models.mllm.generation import GenerationMLLM
@@ -31,7 +31,7 @@ def tiny_tokenizer(name, siglip):
     cfg = load_config(os.path.join(CONFIG_ROOT, DEMOS[name])).to_dict()['model']
     ctx = dict(config=DEMOS[name], siglip=siglip, export=lambda name: None)
     torch.manual_seed(0)
-    return MODELS.build(shrink(cfg, ctx, 'model')).eval()
+    return MODELS.build(shrink_tiny(cfg, ctx, 'model')).eval()
 
 
 def images(n=3):
@@ -81,7 +81,7 @@ def test_which_tokenizers_factorise(teacher):
 
 def test_dual_encoder_grids_must_agree(teacher):
     cfg = load_config(os.path.join(CONFIG_ROOT, DEMOS['DualEncoderTokenizer'])).to_dict()
-    model = shrink(cfg['model'], dict(config='', siglip=teacher, export=None), 'model')
+    model = shrink_tiny(cfg['model'], dict(config='', siglip=teacher, export=None), 'model')
     model['generation']['pixel_encoder']['patch_size'] = 16
     model['generation']['pixel_decoder']['patch_size'] = 16
     with pytest.raises(ValueError, match='must agree'):

@@ -293,25 +293,8 @@ def bench_llava_step(batch, seq, zero, offload, steps=5):
 # A recipe's twin: the same config with every pretrained folder replaced by random weights
 # of the same architecture and the data by the shapes world (map-style, so 1 and N ranks
 # see the same global batches). 'paper' keeps the recipe's shapes (timing, `train`);
-# 'small' and 'tiny' shrink the networks (multi-GPU trace checks; the CPU dry run).
-SCALES = {
-    'small': dict(image=128, patch=16, codes=1024, samples=2000, max_length=1024,
-                  siglip=dict(hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
-                              num_attention_heads=4),
-                  vit=dict(width=256, depth=4, num_heads=4),
-                  semantic_decoder=dict(width=256, depth=2, num_heads=4),
-                  llm=dict(hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
-                           vocab_size=2048),
-                  discriminator=None, num_workers=2),
-    'tiny': dict(image=32, patch=8, codes=64, samples=256, max_length=256,
-                 siglip=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                             num_attention_heads=2),
-                 vit=dict(width=32, depth=1, num_heads=2),
-                 semantic_decoder=dict(width=32, depth=1, num_heads=2),
-                 llm=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                          vocab_size=512),
-                 discriminator=dict(base_channels=8, num_layers=2), num_workers=0),
-}
+# 'small' and 'tiny' (unimm.apis.shrink.SCALES) shrink the networks (multi-GPU trace
+# checks; the CPU dry run).
 PAPER_LLMS = {'vicuna-7b': VICUNA_7B, 'qwen2.5-3b': QWEN25_3B}
 PAPER_VOCAB = dict(num_semantic=16384, sub_codes=12, num_image_tokens=256)
 
@@ -365,6 +348,7 @@ def paper_llm(llm):
 def twin_llm(llm, folder, scale):
     """(llm, tokenizer folder) of the twin: the paper architecture with a small BPE
     tokenizer, or a tiny/small random LM folder of the same family (tokenizer inside)."""
+    from unimm.apis.shrink import SCALES
     from unimm.apis.tiny_lm import make_tiny_lm, shapes_corpus, train_bpe_tokenizer
     arch = paper_llm(llm)
     if scale == 'paper':
@@ -384,56 +368,42 @@ def twin_llm(llm, folder, scale):
     return out, out
 
 
-def twin_semhitok(node, scale):
-    """A SemHiTok config dict with random-init semantic encoder, no previous stage and, at
-    'small' / 'tiny', every network and codebook shrunk (same stage, losses, fusion)."""
-    node = dict(node, init_from=None, init_exclude=[])
-    s = SCALES.get(scale)
-    enc = dict(node['semantic_encoder'], init='random', pretrained=None)
-    enc['vision_config'] = dict(SIGLIP_L16_256) if s is None else dict(
-        image_size=s['image'], patch_size=s['patch'], **s['siglip'])
-    node['semantic_encoder'] = enc
-    if node.get('stage', 'spc') == 'spc' and not node.get('teacher'):
-        # stage 1's target: a frozen encoder serves as its own teacher (one forward, as
-        # in a recipe whose frozen encoder loads the teacher folder); a trained one gets a
-        # frozen random tower of the same architecture
-        node['teacher'] = dict(enc, frozen=True) if node.get('train_semantic_encoder') \
-            else 'semantic_encoder'
-    if s is None:
+def random_weights(s, lpips_file=None):
+    """The twin's own rules for ``unimm.apis.shrink.shrink`` at sizes ``s`` (None: the
+    paper's): a SigLIP tower from a folder or the teacher becomes a random one of the
+    scale's shape; SemHiTok starts from no previous stage, its stage-1 target a frozen
+    tower (itself if frozen, else a random one of the same shape); LPIPS loads
+    ``lpips_file``."""
+    from unimm.apis.shrink import siglip_config
+    arch = dict(SIGLIP_L16_256) if s is None else siglip_config(s)
+
+    def random_encoder(node):
+        return dict(node, init='random', pretrained=None, vision_config=dict(arch))
+
+    def semhitok(node):
+        node = dict(node, init_from=None, init_exclude=[],
+                    semantic_encoder=random_encoder(node['semantic_encoder']))
+        if node.get('stage', 'spc') == 'spc' and not node.get('teacher'):
+            # stage 1's target: a frozen encoder serves as its own teacher (one forward, as
+            # in a recipe whose frozen encoder loads the teacher folder); a trained one gets
+            # a frozen random tower of the same architecture
+            node['teacher'] = dict(node['semantic_encoder'], frozen=True) \
+                if node.get('train_semantic_encoder') else 'semantic_encoder'
         return node
-    grid = (s['image'] // s['patch']) ** 2
-    node['semantic_quantizer'] = dict(node['semantic_quantizer'], num_codes=s['codes'])
-    node['semantic_decoder'] = dict(node['semantic_decoder'], num_tokens=grid,
-                                    out_dim=s['siglip']['hidden_size'],
-                                    **s['semantic_decoder'])
-    for key in ('pixel_encoder', 'pixel_decoder'):
-        if node.get(key):
-            net = {k: v for k, v in node[key].items() if k != 'preset'}
-            node[key] = dict(net, image_size=s['image'], patch_size=s['patch'], **s['vit'])
-    if node.get('pixel_quantizer'):
-        node['pixel_quantizer'] = dict(node['pixel_quantizer'], num_semantic_codes=s['codes'])
-    return node
 
-
-def semhitok_stage3(scale):
-    """The enhance-stage SemHiTok of the paper (registry_configs/enhance_decoder_vitl.py's
-    model, without LPIPS) at ``scale``: the frozen tokenizer of the MLLM twins."""
-    return twin_semhitok(semhitok_paper_config(), scale)
-
-
-def _rewrite(node, fn):
-    """Apply ``fn`` to every dict of a config tree (children first)."""
-    if isinstance(node, dict):
-        return fn({k: _rewrite(v, fn) for k, v in node.items()})
-    if isinstance(node, (list, tuple)):
-        return type(node)(_rewrite(v, fn) for v in node)
-    return node
+    rules = {'SemanticEncoder': lambda n: random_encoder(n) if (
+                 n.get('init', 'teacher') == 'teacher' or n.get('pretrained')) else n,
+             'SemHiTok': semhitok}
+    if lpips_file:
+        rules['LPIPSLoss'] = lambda n: dict(n, weights=lpips_file)
+    return rules
 
 
 def twin_config(cfg, folder, scale='paper'):
     """The twin of recipe ``cfg`` (an mmengine Config) as a new Config; assets it needs
     (random LPIPS weights, tokenizers, LM and tokenizer export folders) go to ``folder``."""
     from mmengine.config import Config
+    from unimm.apis.shrink import SCALES, num_tokens, shrink
     from unimm.engine.config import check_config
     from unimm.registry import MODELS
     os.makedirs(folder, exist_ok=True)
@@ -441,29 +411,19 @@ def twin_config(cfg, folder, scale='paper'):
     for key in ('test_cfg', 'val_dataloader', 'test_dataloader', 'load_from', 'work_dir'):
         d.pop(key, None)
     s = SCALES.get(scale)
-    lpips_file = random_lpips_weights(folder)
-
-    def fix(node):
-        t = node.get('type')
-        if t == 'LPIPSLoss':
-            return dict(node, weights=lpips_file)
-        if t == 'SemanticEncoder' and (node.get('init', 'teacher') == 'teacher'
-                                       or node.get('pretrained')):
-            arch = dict(SIGLIP_L16_256) if s is None else dict(
-                image_size=s['image'], patch_size=s['patch'], **s['siglip'])
-            return dict(node, init='random', pretrained=None, vision_config=arch)
-        if t == 'SemHiTok':
-            return twin_semhitok(node, scale)
-        return node
-    model = _rewrite(d['model'], fix)
+    rules = random_weights(s, random_lpips_weights(folder))
+    model = shrink(d['model'], s, rules)
     kind = model_kind(model)
     image = s['image'] if s else 256
-    grid = (image // s['patch']) ** 2 if s else 256
+    grid = num_tokens(s) if s else 256
     loader = dict(d['train_dataloader'])
     loader.pop('dataset')
     if s:
         loader['num_workers'] = min(int(loader.get('num_workers', 0)), s['num_workers'])
     samples = s['samples'] if s else 20000
+    # the frozen tokenizer of the MLLM twins: the paper's enhance-stage SemHiTok
+    # (registry_configs/enhance_decoder_vitl.py's model, without LPIPS) at the twin's scale
+    stage3 = shrink(semhitok_paper_config(), s, rules)
     if kind in ('understanding', 'generation', 'unified'):
         if kind == 'unified':
             raise SystemExit('twins of UnifiedMLLM recipes are not supported yet')
@@ -473,7 +433,7 @@ def twin_config(cfg, folder, scale='paper'):
         model['projector_from'] = None
         vision = model['vision']
         if vision.get('type') == 'TokenizerFeatures' and isinstance(vision['tokenizer'], str):
-            model['vision'] = dict(vision, tokenizer=semhitok_stage3(scale))
+            model['vision'] = dict(vision, tokenizer=stage3)
         dataset = dict(type='ShapesLLaVADataset', tokenizer=tok, kind='vqa', resolution=image,
                        length=samples, template=model.get('template', 'vicuna_v1'),
                        num_image_tokens=grid, max_length=s['max_length'] if s else 2048)
@@ -485,7 +445,7 @@ def twin_config(cfg, folder, scale='paper'):
             export = os.path.join(folder, 'image_tokenizer')
             if not os.path.isfile(os.path.join(export, 'config.json')):
                 torch.manual_seed(0)
-                tok_cfg = dict(semhitok_stage3(scale), pixel_loss=dict(
+                tok_cfg = dict(stage3, pixel_loss=dict(
                     type='PixelReconstructionLoss', l1_weight=1.0, perceptual_weight=0.0,
                     lpips=None))
                 MODELS.build(tok_cfg).save_pretrained(export)
@@ -495,8 +455,8 @@ def twin_config(cfg, folder, scale='paper'):
             dataset = dict(type='ShapesCaptionDataset', resolution=image, length=samples)
     else:
         dataset = dict(type='ShapesCaptionDataset', resolution=image, length=samples)
-        if s and s['discriminator'] and d.get('discriminator'):
-            d['discriminator'] = dict(d['discriminator'], **s['discriminator'])
+        if d.get('discriminator'):
+            d['discriminator'] = shrink(d['discriminator'], s, rules)
     d['model'] = model
     d['train_dataloader'] = dict(loader, dataset=dataset)
     twin = Config(d)
