@@ -6,7 +6,7 @@ import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, 'tools')]
+sys.path.insert(0, ROOT)
 os.environ.setdefault('DS_ACCELERATOR', 'cpu')
 LAUNCHER_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
 # session fixtures that train with tools/train.py in a subprocess: a test using one is slow

@@ -156,12 +156,25 @@ def test_tabs_follow_what_the_model_can_do(models, tiny_unified_parts):
         build_demo(blind)
 
 
-def test_app_serves_on_localhost_unless_told():
-    from app import parse_args
-    args = parse_args(['CONFIG', 'EXPORT'])
-    assert (args.host, args.share) == (HOST, False) == ('127.0.0.1', False)
-    args = parse_args(['CONFIG', 'EXPORT', '--host', '0.0.0.0', '--port', '8000', '--share'])
-    assert (args.host, args.port, args.share) == ('0.0.0.0', 8000, True)
+def test_app_serves_on_localhost_unless_told(monkeypatch):
+    """`serve` (what tools/app.py calls, with these defaults) launches the page on
+    127.0.0.1 without a public link unless told otherwise."""
+    import unimm.apps.demo as demo
+
+    class Page:
+        def queue(self):
+            return self
+
+        def launch(self, **options):
+            launched.append(options)
+    launched = []
+    monkeypatch.setattr(demo, 'load_exported', lambda config, checkpoint: torch.nn.Linear(1, 1))
+    monkeypatch.setattr(demo, 'build_demo', lambda model, name: Page())
+    demo.serve('CONFIG', 'EXPORT', device='cpu')
+    demo.serve('CONFIG', 'EXPORT', host='0.0.0.0', port=8000, share=True, device='cpu')
+    assert [(o['server_name'], o['server_port'], o['share']) for o in launched] == [
+        (HOST, demo.PORT, False), ('0.0.0.0', 8000, True)]
+    assert HOST == '127.0.0.1'
 
 
 # ------------------------------------------------------------------ the page in a browser

@@ -1,18 +1,17 @@
-"""The baseline comparison of tools/shapes_reference.py (docs/baselines.md): the baseline
-recipes of registry_configs/shapes/ differ from SemHiTok's only by the tokenizer; the
-chain selects the unfinished steps and what they need; ``pack`` / ``unpack`` carry the
-results from the GPU machine and merge the recorded stages; the report writes the
-comparison table from the kept results between the markers of docs/baselines.md; and the
-chain runs end to end on the CPU at tiny sizes."""
+"""The baseline comparison of tools/shapes_reference.py (unimm.apis.shapes_reference;
+docs/baselines.md): the baseline recipes of registry_configs/shapes/ differ from
+SemHiTok's only by the tokenizer; the chain selects the unfinished steps and what they
+need; ``pack`` / ``unpack`` carry the results from the GPU machine and merge the recorded
+stages; the report writes the comparison table from the kept results between the markers
+of docs/baselines.md; and the chain runs end to end on the CPU at tiny sizes."""
 import json
 import os
 import tarfile
 
 import pytest
 
+import unimm.apis.shapes_reference as chain
 from tests.conftest import LAUNCHER_VARS, ROOT
-
-import shapes_reference as chain  # tools/ is on sys.path (conftest)
 
 
 def shapes_config(name):
@@ -120,8 +119,8 @@ def test_pack_then_unpack_brings_results_and_exports_and_merges_the_stages(
     (export / 'config.json').write_text('{"type": "JointTokenizer"}')
     (gpu / 'work_dirs' / 'joint_flat64' / 'log.jsonl').write_text('{"step": 1}\n')
     (gpu / 'work_dirs' / 'joint_flat64' / 'checkpoints').mkdir()  # stays behind
-    chain.main(['pack', '--chain', 'baselines', '--out', str(tmp_path / 'out'),
-                '--exports', 'joint_flat64'])
+    chain.shapes_reference('pack', chain='baselines', out=str(tmp_path / 'out'),
+                           exports=['joint_flat64'])
     assert sorted(os.listdir(tmp_path / 'out')) == ['joint_flat64.tar', 'results.tar']
     with tarfile.open(tmp_path / 'out' / 'results.tar') as tar:
         assert sorted(tar.getnames()) == sorted([
@@ -133,8 +132,8 @@ def test_pack_then_unpack_brings_results_and_exports_and_merges_the_stages(
     monkeypatch.chdir(here)
     (here / chain.STATE / 'stages.json').write_text(json.dumps(
         {'sghc_flat64': {'wall_s': 385.0, 'device': 'GPU', 'date': 'd', 'concurrent': 4}}))
-    chain.main(['unpack', str(tmp_path / 'out' / 'results.tar'),
-                str(tmp_path / 'out' / 'joint_flat64.tar')])
+    chain.shapes_reference('unpack', [str(tmp_path / 'out' / 'results.tar'),
+                                      str(tmp_path / 'out' / 'joint_flat64.tar')])
     stages = json.loads((here / chain.STATE / 'stages.json').read_text())
     assert set(stages) == {'sghc_flat64', 'joint_flat64'}
     assert json.loads((here / chain.result_path('llava_joint_flat64', 'vqa')).read_text()) == {
@@ -194,7 +193,7 @@ def test_report_writes_the_comparison_between_the_markers_from_the_kept_results(
     docs.mkdir()
     (docs / 'baselines.md').write_text(f'# Baselines\n\nHand-written.\n\n{chain.MARKERS[0]}\n'
                                        f'old table\n{chain.MARKERS[1]}\n\n## After\n\nKept.\n')
-    chain.main(['report', '--chain', 'baselines', '--docs', str(docs)])
+    chain.shapes_reference('report', chain='baselines', docs=str(docs))
     text = (docs / 'baselines.md').read_text()
     assert text.startswith('# Baselines\n\nHand-written.\n\n') and text.endswith(
         '\n\n## After\n\nKept.\n')
@@ -214,7 +213,7 @@ def test_report_writes_the_comparison_between_the_markers_from_the_kept_results(
     assert rows['real images'][5] == '1.000' and rows['real images'][7] == '0.990'
     assert rows['pixel_vq_flat64'][1:] == ['H100', '2026-12-08', '5.0 min', '3 |']
     assert 'sghc_flat64' in rows
-    chain.main(['report', '--chain', 'baselines', '--docs', str(docs)])
+    chain.shapes_reference('report', chain='baselines', docs=str(docs))
     assert (docs / 'baselines.md').read_text() == text
 
 
@@ -249,8 +248,8 @@ def test_the_baseline_chain_runs_end_to_end_on_the_cpu(tmp_path, monkeypatch, ca
     monkeypatch.setattr(chain, 'LM_SIZE', TINY_LM)
     evaluations = ['llava_pixel_vq_flat64.vqa',
                    *(f't2i_pixel_vq_flat64.{t}' for t in chain.GENEVAL_TASKS)]
-    chain.main(['train', '--chain', 'baselines', '--only', *evaluations, '--parallel', '2',
-                '--cfg-options', *TINY])
+    chain.shapes_reference('train', chain='baselines', only=evaluations, parallel=2,
+                           cfg_options=TINY)
     printed = {line.split(':')[0] for line in capsys.readouterr().out.splitlines()}
     assert printed == {'pixel_vq_flat64', 'reference_llama', 't2i_pixel_vq_flat64_tokens',
                        'llava_pixel_vq_flat64', 't2i_pixel_vq_flat64', *evaluations}
@@ -261,19 +260,19 @@ def test_the_baseline_chain_runs_end_to_end_on_the_cpu(tmp_path, monkeypatch, ca
         result = json.loads(open(chain.result_path('t2i_pixel_vq_flat64', task)).read())
         assert result['generator'] == generator and 0 <= result['overall'] <= 1
 
-    chain.main(['pack', '--chain', 'baselines', '--out', 'out', '--exports', 'pixel_vq_flat64'])
+    chain.shapes_reference('pack', chain='baselines', out='out', exports=['pixel_vq_flat64'])
     here = tmp_path / 'here'
     here.mkdir()
     os.symlink(os.path.join(ROOT, 'registry_configs'), here / 'registry_configs')
     monkeypatch.chdir(here)
-    chain.main(['unpack', str(tmp_path / 'out' / 'results.tar'),
-                str(tmp_path / 'out' / 'pixel_vq_flat64.tar')])
+    chain.shapes_reference('unpack', [str(tmp_path / 'out' / 'results.tar'),
+                                      str(tmp_path / 'out' / 'pixel_vq_flat64.tar')])
     # the scores a GPU machine cannot make (LPIPS weights are local): made here, kept
     write_json(here / chain.STATE / 'ground_truth_flat64.json',
                {'attribute_accuracy': 1.0, 'geneval_ceiling': 1.0})
     write_json(here / chain.STATE / 'pixel_vq_flat64' / 'scores.json',
                {'psnr': 12.5, 'vocab_size': 12288})
-    chain.main(['report', '--chain', 'baselines', '--docs', 'docs'])
+    chain.shapes_reference('report', chain='baselines', docs='docs')
     text = (here / 'docs' / 'baselines.md').read_text()
     row = next(line for line in text.splitlines() if line.startswith('| pixel VQ'))
     vqa_accuracy = json.loads((here / chain.result_path('llava_pixel_vq_flat64', 'vqa'))

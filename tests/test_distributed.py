@@ -11,6 +11,7 @@ must be the same bytes (ZeRO-3 gathers them tensor by tensor, onto rank 0 only).
 """
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -229,27 +230,41 @@ def test_export_memory_reports_each_rank_and_exports_the_probe(tmp_path, in_proc
         for i in range(3) for n in ('weight', 'bias')}
 
 
-def test_benchmark_arguments():
-    import benchmark  # tools/
-    args = benchmark.parse_args(['train', '--config', TOY, '--batch', '4', '--cfg-options',
-                                 'model.dim=3', '--dry-run'])
-    assert (args.batch, args.steps, args.scale, args.cfg_options) == (4, 10, 'paper',
-                                                                      {'model.dim': 3})
-    for argv in (['train'], ['loader'], ['twin', '--config', TOY]):
-        with pytest.raises(SystemExit):
-            benchmark.parse_args(argv)
+# the defaults of tools/benchmark.py's parser for the benchmarks run here
+BENCHMARK_DEFAULTS = dict(cfg_options={}, batch=None, steps=10, accum=None, warmup=3,
+                          scale='paper', no_raw=False, build_on='device', dry_run=False,
+                          out=None, batches=50, samples=None, num_workers=None,
+                          shard_size=None, source_size=512, seq=None, json=None)
+
+
+def benchmark(what, config, **options):
+    """unimm.apis.benchmark.run_benchmark on the arguments tools/benchmark.py parses for
+    ``what --config config`` with ``options``."""
+    from argparse import Namespace
+
+    from unimm.apis.benchmark import run_benchmark
+    return run_benchmark(Namespace(**dict(BENCHMARK_DEFAULTS, what=what, config=config,
+                                          **options)))
+
+
+def test_benchmark_tool_checks_its_arguments():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    for argv, error in ((['train'], 'train needs --config'),
+                        (['twin', '--config', TOY], 'twin needs --out')):
+        proc = subprocess.run([sys.executable, os.path.join('tools', 'benchmark.py'), *argv],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+        assert proc.returncode == 2 and error in proc.stderr, proc.stderr
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match='train needs a GPU'):
-            benchmark.main(['train', '--config', TOY])
+            benchmark('train', TOY)
 
 
 @pytest.mark.parametrize('recipe', ['sghc_vitb', 't2i_qwen25_3b',
                                     'llava_vicuna7b_sghc_finetune'])
 def test_benchmark_train_dry_run(recipe, in_process):
     """The `train` path on the CPU: the recipe's tiny twin through the Runner for 2 steps."""
-    import benchmark
     config = os.path.join(ROOT, 'registry_configs', f'{recipe}.py')
-    out = benchmark.main(['train', '--config', config, '--dry-run', '--batch', '2'])
+    out = benchmark('train', config, dry_run=True, batch=2)
     assert (out['twin_scale'], out['world_size'], out['precision']) == ('tiny', 1, 'fp32')
     assert out['step_s'] > 0 and 0 < out['trainable_params'] < out['params']
     if recipe == 'sghc_vitb':  # stage 2 with its GAN, and the raw stack beside it
@@ -271,30 +286,25 @@ def test_benchmark_train_dry_run(recipe, in_process):
 
 
 def test_benchmark_train_times_an_optimizer_step_of_accum_micro_steps(in_process):
-    import benchmark
     config = os.path.join(ROOT, 'registry_configs', 't2i_qwen25_3b.py')
-    out = benchmark.main(['train', '--config', config, '--dry-run', '--batch', '2',
-                          '--accum', '2'])
+    out = benchmark('train', config, dry_run=True, batch=2, accum=2)
     assert (out['accumulation'], out['global_batch']) == (2, 4)
     assert out['tokens_per_rank'] == 2 * 2 * 32  # two micro-batches of 2 rows x 32 tokens
     assert out['tokens_s'] == pytest.approx(128 / out['step_s'], rel=0.01, abs=0.6)
 
 
 def test_benchmark_loader_and_twin(tmp_path):
-    import benchmark
     from unimm.engine.config import load_config
-    tokens = benchmark.main(['loader', '--config', os.path.join(
-        ROOT, 'registry_configs', 't2i_qwen25_3b_pretokenized.py'), '--batches', '4',
-        '--batch', '8', '--num-workers', '0'])
+    tokens = benchmark('loader', os.path.join(
+        ROOT, 'registry_configs', 't2i_qwen25_3b_pretokenized.py'), batches=4, batch=8,
+        num_workers=0)
     assert tokens['dataset'] == 'PretokenizedT2IShards' and tokens['samples_per_s'] > 0
-    images = benchmark.main(['loader', '--config', os.path.join(
-        ROOT, 'registry_configs', 'sghc_vitb.py'), '--batches', '2', '--batch', '4',
-        '--num-workers', '1', '--source-size', '96'])
+    images = benchmark('loader', os.path.join(ROOT, 'registry_configs', 'sghc_vitb.py'),
+                       batches=2, batch=4, num_workers=1, source_size=96)
     assert images['samples_per_s'] > 0 and images['num_workers'] == 1
     assert images['gpu_consumes_per_s']['value'] == 319
-    out = benchmark.main(['twin', '--config', os.path.join(ROOT, 'registry_configs',
-                                                           't2i_qwen25_3b.py'),
-                          '--scale', 'tiny', '--out', str(tmp_path / 'gen')])
+    out = benchmark('twin', os.path.join(ROOT, 'registry_configs', 't2i_qwen25_3b.py'),
+                    scale='tiny', out=str(tmp_path / 'gen'))
     twin = load_config(out['config'])
     assert twin.model.image_tokenizer == str(tmp_path / 'gen' / 'image_tokenizer')
     assert os.path.isfile(os.path.join(twin.model.llm, 'config.json'))

@@ -236,14 +236,14 @@ def test_generate_ids_with_a_jacobi_window(tiny_generator):
 @pytest.mark.slow
 def test_sjd_table_measures_plain_and_jacobi_runs_and_writes_the_docs_section(
         tiny_unified_parts, tmp_path):
-    """tools/sjd_table.py end to end on a tiny exported generator (random 32 px SGHC
-    tokenizer, 16 tokens): per run passes, times, shapes-GenEval (and FID where the local
-    Inception weights exist); the plain sampler's passes are the tokens, SJD's no more;
-    the docs section between the markers is replaced, the rest of the file kept, with
-    the benchmark's rows added."""
+    """unimm.apis.sjd_table (tools/sjd_table.py) end to end on a tiny exported generator
+    (random 32 px SGHC tokenizer, 16 tokens): per run passes, times, shapes-GenEval (and
+    FID where the local Inception weights exist); the plain sampler's passes are the
+    tokens, SJD's no more; the docs section between the markers is replaced, the rest of
+    the file kept, with the benchmark's rows added."""
     import json
     import os
-    import sjd_table  # tools/sjd_table.py
+    from unimm.apis import sjd_table
     from unimm.evaluation.recon_metrics import default_fid_weights
     llm, tokenizer = tiny_unified_parts
     torch.manual_seed(0)
@@ -261,10 +261,9 @@ def test_sjd_table_measures_plain_and_jacobi_runs_and_writes_the_docs_section(
         dict(sampler='SJD W=16', passes_per_image=250.0, seconds_per_pass=0.0045,
              seconds_per_image=1.125)]}))
     fid = os.path.isfile(default_fid_weights())
-    results = sjd_table.main([str(tmp_path / 'export'), '--windows', '4', '--seeds', '2',
-                              '--n-per-tag', '1', '--n-samples', '2', '--json',
-                              str(tmp_path / 'r.json'), '--docs', str(docs),
-                              '--benchmark', str(bench)] + ([] if fid else ['--no-fid']))
+    results = sjd_table.sjd_table(str(tmp_path / 'export'), windows=[4], seeds=2, n_per_tag=1,
+                                  n_samples=2, fid=fid, benchmark=str(bench),
+                                  json_path=str(tmp_path / 'r.json'), docs=str(docs))
     assert json.load(open(tmp_path / 'r.json'))['runs'] == results['runs']
     runs = results['runs']
     assert [(r['sampler'], r['seed']) for r in runs] == [
@@ -286,7 +285,7 @@ def test_sjd_table_measures_plain_and_jacobi_runs_and_writes_the_docs_section(
     assert '| plain | 16.0 | 1.00× |' in text and '| SJD W=4 |' in text
     assert '| SJD W=16 | 250.0 | 4.50 | 1.125 |' in text
     # the section again from the saved results (no measuring), without the benchmark
-    sjd_table.main(['--from-json', str(tmp_path / 'r.json'), '--docs', str(docs)])
+    sjd_table.sjd_table(from_json=str(tmp_path / 'r.json'), docs=str(docs))
     again = docs.read_text()
     assert again.startswith('# Title\n\nbefore\n\n') and again.endswith('\n\nafter\n')
     assert again.replace('\n', '').count('| SJD W=4 |') == 1 and 'SJD W=16' not in again

@@ -1,14 +1,14 @@
-"""tools/shapes_reference.py: the GPU reference chain runs its steps in dependency order,
-records each one, and skips a step whose output exists (so a chain spread over several
-sessions resumes where it stopped). Tiny step counts and LLMs on the CPU."""
+"""tools/shapes_reference.py (unimm.apis.shapes_reference): the GPU reference chain runs its
+steps in dependency order, records each one, and skips a step whose output exists (so a
+chain spread over several sessions resumes where it stopped). Tiny step counts and LLMs
+on the CPU."""
 import json
 import os
 
 import pytest
 
+import unimm.apis.shapes_reference as chain
 from tests.conftest import LAUNCHER_VARS, ROOT
-
-import shapes_reference as chain  # tools/ is on sys.path (conftest)
 
 TINY = ['train_cfg.max_steps=2', 'train_cfg.log_interval=1', 'train_dataloader.batch_size=4',
         'train_dataloader.num_workers=0', 'log_cfg.tensorboard=False']
@@ -73,8 +73,8 @@ def test_chain_runs_in_order_records_steps_skips_finished_ones_redoes_interrupte
              't2i_flat64_tokens', 't2i_flat64']
 
     def train():
-        chain.main(['train', '--only', *steps, '--cfg-options', *TINY,
-                    '_source_dataset.length=6'])
+        chain.shapes_reference('train', only=steps,
+                               cfg_options=[*TINY, '_source_dataset.length=6'])
         return capsys.readouterr().out
 
     printed = [line.split(':')[0] for line in train().splitlines()]
@@ -122,7 +122,7 @@ def test_a_step_starts_once_its_prerequisites_finish_and_a_failure_stops_the_cha
         'a': step('a'), 'b': step('b'), 'c': step('c', ('b',)), 'd': step('d', ('a',), True),
         'e': step('e', ('d',))})
     with pytest.raises(RuntimeError, match='d failed'):
-        chain.main(['train', '--parallel', '2'])
+        chain.shapes_reference('train', parallel=2)
     assert log.index('start c') < log.index('end a') < log.index('start d')
     assert 'start e' not in log
     stages = json.loads((tmp_path / chain.STATE / 'stages.json').read_text())

@@ -1,0 +1,649 @@
+"""The shapes-world reference chain behind tools/shapes_reference.py (what each command does:
+the tool's help): the chain's steps (``STEPS``: tokenizer recipes, the reference LLM, the
+pre-tokenised pairs, MLLM recipes and, for the baseline chain, evaluations; ``CHAINS``)
+run in dependency order, several side by side, each through its tool in a subprocess
+(tools/train.py, tools/test.py, tools/make_tiny_lm.py, tools/pretokenize.py, run from the
+repository root); the reports score the exports on held-out scenes and write
+docs/shapes_reference.md or the comparison table of docs/baselines.md; ``pack`` /
+``unpack`` carry the results between machines. ``shapes_reference`` runs one command."""
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import namedtuple
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from functools import partial
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RECIPES = os.path.join('registry_configs', 'shapes')
+STATE = os.path.join('work_dirs', 'shapes_reference')
+# the reference LLM's size (tools/make_tiny_lm.py arguments)
+LM_SIZE = ['--hidden-size', '256', '--layers', '6', '--heads', '8']
+WORLDS = {'flat64': dict(texture=False, resolution=64),
+          'textured128': dict(texture=True, resolution=128)}
+TARGETS = {'flat64': 'SGHC PSNR >= 30 dB, attribute accuracy >= 0.95, shapes-GenEval '
+                     'reconstruction ceiling >= 0.90; >= 6 of 12 sub-codes in use per used '
+                     'semantic code',
+           'textured128': 'SGHC >= 3 dB PSNR over the SPC-only decoder at equal budget and '
+                          'clearly lower LPIPS, semantic ids bit-identical'}
+MLLM_TARGETS = ('held-out shapes-VQA exact match >= 0.90 on SGHC features; shapes-GenEval '
+                'overall >= 0.70; the unified model within 0.03 of the single-task models '
+                'on both tasks')
+UNDERSTANDING = ('llava_sghc_flat64', 'llava_teacher_flat64', 'unified_flat64')
+GENERATION = ('t2i_flat64', 'unified_flat64')
+GENEVAL_TASKS = ('shapes_geneval', 'shapes_geneval_random', 'shapes_geneval_reconstruction')
+
+
+def export_of(name):
+    return os.path.join('work_dirs', name, 'export')
+
+
+def result_path(name, task):
+    """Where ``evaluate`` keeps recipe ``name``'s results of test task ``task``."""
+    return os.path.join(STATE, name, f'test_{task}.json')
+
+
+def recipe_path(name):
+    return os.path.join(RECIPES, f'{name}.py')
+
+
+def tool_env():
+    """The environment of a tool subprocess: the repository on PYTHONPATH."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, (ROOT, os.environ.get('PYTHONPATH')))))
+
+
+def run_tool(log_name, script, args):
+    """tools/<script> with ``args``, its output in work_dirs/<log_name>.log; fails loudly."""
+    log = os.path.join('work_dirs', f'{log_name}.log')
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, 'w') as f:
+        rc = subprocess.call([sys.executable, os.path.join(ROOT, 'tools', script), *args],
+                             env=tool_env(), stdout=f, stderr=subprocess.STDOUT)
+    if rc:
+        raise RuntimeError(f'{script} {log_name} failed (exit {rc}); its output is in {log}')
+
+
+def write_atomically(out, write):
+    """``write(folder)`` into ``out``.tmp (a leftover from an interrupted run is removed
+    first), renamed to ``out`` once complete."""
+    tmp = out + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    os.rename(tmp, out)
+
+
+def train_recipe(name, options):
+    """tools/train.py on one recipe (resumed if it has checkpoints)."""
+    run_tool(f'{name}.train', 'train.py', [recipe_path(name), '--resume', 'auto',
+                                           *(['--cfg-options', *options] if options else [])])
+
+
+def run_evaluation(name, task, options):
+    """``evaluate`` as a step of the chain; the chain's cfg options apply to the recipe
+    read (training ignores test_cfg, tools/test.py train_cfg: one list serves both)."""
+    evaluate(name, task, options)
+
+
+def make_lm(name, options):
+    """tools/make_tiny_lm.py: a LLaMA of ``LM_SIZE`` into work_dirs/<name>, its tokenizer
+    also taught the vicuna_v1 system prompt."""
+    from unimm.models.mllm.conversation import VICUNA_SYSTEM
+    write_atomically(os.path.join('work_dirs', name), lambda out: run_tool(
+        name, 'make_tiny_lm.py', ['--arch', 'llama', '--out', out, *LM_SIZE,
+                                  '--extra-text', VICUNA_SYSTEM]))
+
+
+def pretokenize(name, recipe, options):
+    """tools/pretokenize.py on ``recipe``'s _source_dataset with its image tokenizer into
+    work_dirs/<name>; the cfg options apply to the recipe read."""
+    write_atomically(os.path.join('work_dirs', name), lambda out: run_tool(
+        name, 'pretokenize.py', [recipe_path(recipe), '--source', '_source_dataset',
+                                 '--out', out, '--batch-size', '256', '--num-workers', '4',
+                                 '--shard-size', '2500',
+                                 *(['--cfg-options', *options] if options else [])]))
+
+
+# needs: the steps it starts from; run(cfg options) does it; it is done once output exists
+Step = namedtuple('Step', 'needs run output')
+
+
+def recipe(name, *needs):
+    """The step that trains registry_configs/shapes/<name>.py; done once it is exported."""
+    return Step(needs, partial(train_recipe, name), os.path.join(export_of(name), 'config.json'))
+
+
+def lm(name):
+    """The step that makes the reference LLM work_dirs/<name>."""
+    return Step((), partial(make_lm, name), os.path.join('work_dirs', name, 'config.json'))
+
+
+STEPS = {
+    'teacher_flat64': recipe('teacher_flat64'),
+    'teacher_textured128': recipe('teacher_textured128'),
+    'spc_flat64': recipe('spc_flat64', 'teacher_flat64'),
+    'spc_textured128': recipe('spc_textured128', 'teacher_textured128'),
+    'sghc_flat64': recipe('sghc_flat64', 'spc_flat64'),
+    'spc_only_decoder_flat64': recipe('spc_only_decoder_flat64', 'spc_flat64'),
+    'sghc_textured128': recipe('sghc_textured128', 'spc_textured128'),
+    'spc_only_decoder_textured128': recipe('spc_only_decoder_textured128', 'spc_textured128'),
+    'reference_llama': lm('reference_llama'),
+    't2i_flat64_tokens': Step(('sghc_flat64',),
+                              partial(pretokenize, 't2i_flat64_tokens', 't2i_flat64'),
+                              os.path.join('work_dirs', 't2i_flat64_tokens')),
+    'llava_sghc_flat64': recipe('llava_sghc_flat64', 'sghc_flat64', 'reference_llama'),
+    'llava_teacher_flat64': recipe('llava_teacher_flat64', 'teacher_flat64', 'reference_llama'),
+    't2i_flat64': recipe('t2i_flat64', 'sghc_flat64', 'reference_llama', 't2i_flat64_tokens'),
+    'unified_flat64': recipe('unified_flat64', 'sghc_flat64', 'reference_llama',
+                             't2i_flat64_tokens'),
+}
+
+
+# The baseline comparison (docs/baselines.md): each baseline tokenizer at sghc_flat64's
+# budget (teacher_flat64 as its text-aligned tower where it has one), then its LLaVA and t2i
+# models trained exactly as llava_sghc_flat64 / t2i_flat64 (the same reference LLM), each
+# evaluated as a step of its own. The Janus-style dual encoder is two models the chains
+# already train: teacher_flat64's continuous features (llava_teacher_flat64) and a pixel VQ
+# (pixel_vq_flat64, t2i_pixel_vq_flat64).
+BASELINES = ('joint', 'pixel_vq', 'dual_codebook')
+
+
+def evaluation(name, task):
+    """The step that runs tools/test.py --task ``task`` on recipe ``name``'s export; done
+    once its results are kept (work_dirs/shapes_reference/<name>/test_<task>.json)."""
+    return Step((name,), partial(run_evaluation, name, task), result_path(name, task))
+
+
+def baseline_steps(kind):
+    """Tokenizer, pre-tokenised pairs, LLaVA and t2i model (and their evaluations) of one
+    baseline tokenizer ``kind``."""
+    tok, tokens = f'{kind}_flat64', f't2i_{kind}_flat64_tokens'
+    llava, t2i = f'llava_{tok}', f't2i_{tok}'
+    steps = {tok: recipe(tok, *(() if kind == 'pixel_vq' else ('teacher_flat64',))),
+             tokens: Step((tok,), partial(pretokenize, tokens, t2i),
+                          os.path.join('work_dirs', tokens)),
+             llava: recipe(llava, tok, 'reference_llama'),
+             t2i: recipe(t2i, tok, 'reference_llama', tokens),
+             f'{llava}.vqa': evaluation(llava, 'vqa')}
+    steps.update({f'{t2i}.{task}': evaluation(t2i, task) for task in GENEVAL_TASKS})
+    return steps
+
+
+CHAINS = {'baselines': [n for kind in BASELINES for n in baseline_steps(kind)]}
+CHAINS['reference'] = list(STEPS)
+for kind in BASELINES:
+    STEPS.update(baseline_steps(kind))
+
+
+def done(name):
+    """Whether step ``name``'s output exists."""
+    return os.path.exists(STEPS[name].output)
+
+
+def device_name():
+    import torch
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'
+
+
+def run_step(name, options=()):
+    """One step of the chain; its wall time in s."""
+    start = time.time()
+    STEPS[name].run(options)
+    return time.time() - start
+
+
+def prerequisites(name):
+    """Every step that ``name`` needs, directly or not."""
+    needs = set(STEPS[name].needs)
+    return needs.union(*map(prerequisites, needs))
+
+
+def to_run(only=None, chain=None):
+    """The unfinished steps of ``chain`` (every step without one) named by ``only`` (all
+    without it), with every unfinished step they need, directly or not, in STEPS order."""
+    todo, stack = set(), [n for n in CHAINS.get(chain, STEPS)
+                          if (not only or n in only) and not done(n)]
+    while stack:
+        name = stack.pop()
+        if name not in todo:
+            todo.add(name)
+            stack += [n for n in STEPS[name].needs if not done(n)]
+    return [n for n in STEPS if n in todo]
+
+
+def train(only, parallel, options, chain=None):
+    """Runs the steps ``to_run`` selects, up to ``parallel`` side by side, each as soon
+    as none of its prerequisites is still to run; records each one in stages.json. A failed
+    step stops the chain once the steps running beside it have finished."""
+    state_file = os.path.join(STATE, 'stages.json')
+    os.makedirs(os.path.dirname(state_file), exist_ok=True)
+    state = json.load(open(state_file)) if os.path.exists(state_file) else {}
+    todo = to_run(only, chain)
+    running, concurrent, failed = {}, {}, []
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        while running or (todo and not failed):
+            for name in [n for n in todo if not set(STEPS[n].needs) & {*todo, *running.values()}]:
+                if failed or len(running) == parallel:
+                    break
+                todo.remove(name)
+                running[pool.submit(run_step, name, options)] = name
+                concurrent[name] = len(running)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                if future.exception():
+                    failed.append(future.exception())
+                    continue
+                state[name] = {'wall_s': round(future.result(), 1), 'device': device_name(),
+                               'date': datetime.date.today().isoformat(),
+                               'concurrent': concurrent[name]}
+                print(f'{name}: {future.result():.0f} s', flush=True)
+            with open(state_file, 'w') as f:
+                json.dump(state, f, indent=1)
+    if failed:
+        raise failed[0]
+
+
+def semantic_ids_identical(tokenizer, spc, images):
+    """Share of patches whose semantic id equals the stage-1 export's id."""
+    import torch
+    with torch.no_grad():
+        sem = tokenizer.semantic_ids(tokenizer.encode(images))
+        return (sem == spc.encode(images)).float().mean().item()
+
+
+def edge_error(tokenizer, images):
+    """Where the reconstruction error lies: the share of squared error on colour-edge pixels
+    (a colour change within their 3x3 neighbourhood), those pixels' share of the image, and
+    the PSNR of the pixels off the edges."""
+    import torch
+    import torch.nn.functional as F
+    with torch.no_grad():
+        recon = tokenizer.reconstruct(images).clamp(-1, 1)
+    x = (images + 1) / 2
+    squared = (((recon + 1) / 2 - x) ** 2).mean(1)
+    spread = F.max_pool2d(x, 3, 1, 1) + F.max_pool2d(-x, 3, 1, 1)
+    edge = spread.amax(1) > 0.02
+    return {'edge_pixels': edge.float().mean().item(),
+            'edge_error_share': (squared[edge].sum() / squared.sum()).item(),
+            'psnr_off_edges': (-10 * torch.log10(squared[~edge].mean())).item()}
+
+
+def geneval_ceiling(tokenizer, world, n_per_tag=20, n_samples=4):
+    """Shapes-GenEval of reconstructions: correct scenes for each prompt, rendered and passed
+    through the tokenizer (the best a generator emitting its ids can score)."""
+    import numpy as np
+    import torch
+    from unimm.datasets.shapes import render, sample_geneval_prompts, scene_from_prompt
+    from unimm.datasets.transforms import pil_to_tensor
+    from unimm.evaluation.geneval import summarize
+    from unimm.evaluation.shapes_geneval import score_images
+    rng, records = np.random.default_rng(0), []
+    for spec in sample_geneval_prompts(0, n_per_tag):
+        images = torch.stack([pil_to_tensor(render(scene_from_prompt(spec, rng),
+                                                   world['resolution']))
+                              for _ in range(n_samples)])
+        records += score_images([spec] * n_samples, tokenizer.reconstruct(images).cpu())
+    return summarize(records)['overall']
+
+
+def score_tokenizer(name, docs_images, rfid):
+    """Held-out reconstruction metrics of one tokenizer export, its grid copied to docs."""
+    import shutil
+    import torch
+    from unimm.engine.config import load_config
+    from unimm.models.base import PretrainedMixin
+    from unimm.registry import METRICS
+    cfg = load_config(recipe_path(name))
+    model = PretrainedMixin.from_pretrained(export_of(name)).eval()
+    work = os.path.join(STATE, name)
+    os.makedirs(work, exist_ok=True)
+    result = METRICS.build(dict(cfg.test_cfg.recon, fid=rfid))(model, work_dir=work)
+    shutil.copy(result.pop('grid'), os.path.join(docs_images, f'shapes_reference_{name}.png'))
+    result['vocab_size'] = model.vocab_size
+    world = WORLDS[name.rsplit('_', 1)[1]]
+    from unimm.datasets.shapes_datasets import ShapesCaptionDataset
+    held_out = ShapesCaptionDataset(seed=0, start=100000, length=64, **world)
+    images = torch.stack([held_out[i]['image'] for i in range(len(held_out))])
+    if type(model).__name__ == 'SemHiTok':  # against its stage-1 export
+        spc = PretrainedMixin.from_pretrained(export_of(STEPS[name].needs[0])).eval()
+        result['semantic_ids_identical'] = semantic_ids_identical(model, spc, images)
+    result.update(edge_error(model, images))
+    if not world['texture']:
+        result['geneval_ceiling'] = geneval_ceiling(model, world)
+    return result
+
+
+def tokenizer_scores(name, docs_images, rfid=False):
+    """``score_tokenizer``'s results, kept in work_dirs/shapes_reference/<name>/scores.json
+    and reused while the export is not newer (or absent) and they hold rFID if asked."""
+    kept = os.path.join(STATE, name, 'scores.json')
+    export = STEPS[name].output
+    if os.path.exists(kept) and not (os.path.exists(export)
+                                     and os.path.getmtime(export) > os.path.getmtime(kept)):
+        with open(kept) as f:
+            result = json.load(f)
+        if 'rfid' in result or not rfid:
+            return result
+    result = score_tokenizer(name, docs_images, rfid)
+    with open(kept, 'w') as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+class _RealImages:
+    """The identity in place of a tokenizer: the scorers on the images themselves."""
+
+    @staticmethod
+    def reconstruct(images):
+        return images
+
+
+def ground_truth_scores(world_name='flat64'):
+    """What the scorers give the real held-out images (a perfect tokenizer): attribute
+    accuracy of the reconstruction test's images and shapes-GenEval of true renders; kept
+    in work_dirs/shapes_reference/ground_truth_<world>.json."""
+    kept = os.path.join(STATE, f'ground_truth_{world_name}.json')
+    if os.path.exists(kept):
+        with open(kept) as f:
+            return json.load(f)
+    from unimm.datasets.shapes import parse_image, score_caption_attributes
+    from unimm.engine.config import load_config
+    from unimm.registry import DATASETS
+    world = WORLDS[world_name]
+    dataset = DATASETS.build(load_config(recipe_path(f'sghc_{world_name}')).test_cfg.recon.dataset)
+    accuracy = sum(score_caption_attributes(item['image'], dataset.world.scene(item['index']),
+                                            parse_image(item['image'], texture=world['texture']))
+                   for item in map(dataset.__getitem__, range(len(dataset)))) / len(dataset)
+    result = {'attribute_accuracy': accuracy, 'num_images': len(dataset),
+              'geneval_ceiling': geneval_ceiling(_RealImages, world)}
+    os.makedirs(STATE, exist_ok=True)
+    with open(kept, 'w') as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+ROW_KEYS = ('psnr', 'ssim', 'lpips', 'rfid', 'attribute_accuracy', 'pattern_accuracy',
+            'usage_semantic', 'usage_subcodes', 'semantic_ids_identical', 'geneval_ceiling',
+            'edge_pixels', 'edge_error_share', 'psnr_off_edges')
+
+
+def fmt(v):
+    return '–' if v is None else (f'{v:.3f}' if abs(v) < 10 else f'{v:.2f}')
+
+
+def evaluate(name, task, options=()):
+    """tools/test.py on one recipe's export (``options``: cfg options of the recipe read);
+    its results, kept in work_dirs/shapes_reference/<name>/test_<task>.json and reused while
+    the export is not newer (or absent: results brought back from the GPU without the
+    export)."""
+    work = os.path.join(STATE, name)
+    result = result_path(name, task)
+    export = STEPS[name].output
+    if not os.path.exists(result) or (
+            os.path.exists(export) and os.path.getmtime(export) > os.path.getmtime(result)):
+        run_tool(os.path.join('shapes_reference', f'{name}.{task}'), 'test.py',
+                 [recipe_path(name), export_of(name), '--task', task, '--work-dir', work,
+                  *(['--cfg-options', *options] if options else [])])
+    with open(result) as f:
+        return json.load(f)
+
+
+def evaluated(name, task):
+    """Whether ``name`` has an export or kept results for ``task`` to report."""
+    return done(name) or os.path.exists(os.path.join(STATE, name, f'test_{task}.json'))
+
+
+def gap_line(task, scores, single):
+    """The unified model's score minus its single-task model's, where both were scored."""
+    if 'unified_flat64' not in scores or single not in scores:
+        return []
+    return [f"- {task}: unified_flat64 {scores['unified_flat64']:.3f} against {single} "
+            f"{scores[single]:.3f} ({scores['unified_flat64'] - scores[single]:+.3f})"]
+
+
+def mllm_section(parallel=4):
+    """The flat world's MLLM results: held-out VQA (with chance and the blind baseline)
+    and shapes-GenEval (with the random-token floor and the reconstruction ceiling); up to
+    ``parallel`` evaluations side by side."""
+    from unimm.evaluation.vqa import markdown_table
+    runs = [(n, 'vqa') for n in UNDERSTANDING if evaluated(n, 'vqa')]
+    runs += [(n, t) for n in GENERATION if all(evaluated(n, t) for t in GENEVAL_TASKS)
+             for t in GENEVAL_TASKS]
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        results = dict(zip(runs, pool.map(evaluate, *zip(*runs)))) if runs else {}
+    vqa = {n: r for (n, t), r in results.items() if t == 'vqa'}
+    geneval = {n: [results[n, t]['overall'] for t in GENEVAL_TASKS]
+               for n in GENERATION if (n, GENEVAL_TASKS[0]) in results}
+    if not vqa and not geneval:
+        return []
+    lines = ['', '## flat64: understanding, generation, unified', '',
+             f'Targets: {MLLM_TARGETS}.']
+    if vqa:
+        lines += ['', *markdown_table(list(vqa.items()))]
+    if geneval:
+        lines += ['', '| generator | shapes-GenEval overall | random-token floor | '
+                  'reconstruction ceiling |', '| --- | --- | --- | --- |']
+        lines += [f'| {n} | ' + ' | '.join(map(fmt, v)) + ' |' for n, v in geneval.items()]
+    gaps = gap_line('VQA', {n: r['accuracy'] for n, r in vqa.items()}, 'llava_sghc_flat64') \
+        + gap_line('shapes-GenEval', {n: v[0] for n, v in geneval.items()}, 't2i_flat64')
+    return lines + (['', 'Unified against single-task (target: within 0.03):', *gaps]
+                    if gaps else [])
+
+
+def report(docs, rfid):
+    images = os.path.join(docs, 'images')
+    os.makedirs(images, exist_ok=True)
+    stages = json.load(open(os.path.join(STATE, 'stages.json')))
+    tokenizers = [n for n in STEPS if n.startswith(('sghc', 'spc_only'))
+                  and os.path.isdir(export_of(n))]
+    scores = {n: tokenizer_scores(n, images, rfid) for n in tokenizers}
+    with open(os.path.join(STATE, 'scores.json'), 'w') as f:
+        json.dump(scores, f, indent=1)
+    lines = ['# Shapes-world reference results', '',
+             'Generated by `python tools/shapes_reference.py train` (on the GPU) and `report` '
+             f'({datetime.date.today().isoformat()}); do not edit by hand. Held-out scenes '
+             '100000.. of each world, scored with the project\'s own scorers; the recipes are '
+             'in `registry_configs/shapes/`.', '',
+             '## Training time per stage', '', '| recipe | device | date | wall time | '
+             'stages run side by side |', '| --- | --- | --- | --- | --- |']
+    lines += [f"| {n} | {s['device']} | {s['date']} | {s['wall_s'] / 60:.1f} min | "
+              f"{s['concurrent']} |" for n, s in stages.items()]
+    for world, target in TARGETS.items():
+        lines += ['', f'## {world}', '', f'Targets: {target}.', '',
+                  '| tokenizer | ' + ' | '.join(ROW_KEYS) + ' |',
+                  '| --- |' + ' --- |' * len(ROW_KEYS)]
+        for n in (t for t in tokenizers if t.endswith(world)):
+            lines.append(f'| {n} | ' + ' | '.join(fmt(scores[n].get(k)) for k in ROW_KEYS)
+                         + ' |')
+        lines += [f'\n![{n}](images/shapes_reference_{n}.png)' for n in tokenizers
+                  if n.endswith(world)]
+    lines += mllm_section()
+    with open(os.path.join(docs, 'shapes_reference.md'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+
+
+# The rows of the comparison: (tokenizer, what it is, its tokenizer step, LLaVA, t2i)
+COMPARISON = (
+    ('SemHiTok (SGHC)', 'K = 1024 semantic codes (SPC, stage 1) x 12 pixel sub-codes each '
+     '(stage 2)', 'sghc_flat64', 'llava_sghc_flat64', 't2i_flat64'),
+    ('SPC only', 'the 1024 semantic codes alone under a pixel decoder (no texture branch)',
+     'spc_only_decoder_flat64', None, None),
+    ('joint (VILA-U / MUSE-VL)', 'one 12,288 x 16 codebook on the teacher tower trained with '
+     'cosine + pixel losses together', 'joint_flat64', 'llava_joint_flat64',
+     't2i_joint_flat64'),
+    ('dual codebook (TokenFlow)', '12,288 paired 16-d semantic / 16-d pixel codes, one shared '
+     'index; frozen teacher', 'dual_codebook_flat64', 'llava_dual_codebook_flat64',
+     't2i_dual_codebook_flat64'),
+    ('pixel VQ (LlamaGen)', 'a 12,288 x 8 codebook between a ViT pixel encoder and decoder, no '
+     'teacher', 'pixel_vq_flat64', 'llava_pixel_vq_flat64', 't2i_pixel_vq_flat64'),
+    ('dual encoder (Janus)', "understanding: teacher_flat64's continuous features; generation: "
+     "the pixel VQ's ids (the row above)", 'pixel_vq_flat64', 'llava_teacher_flat64',
+     't2i_pixel_vq_flat64'),
+)
+COMPARISON_KEYS = ('psnr', 'ssim', 'lpips', 'attribute_accuracy', 'usage_global',
+                   'geneval_ceiling')
+MARKERS = ('<!-- comparison:begin (generated by tools/shapes_reference.py report --chain '
+           'baselines; do not edit by hand) -->', '<!-- comparison:end -->')
+
+
+def kept_result(name, task):
+    """``evaluate``'s results of ``name`` for ``task``, or None where there are none (yet)."""
+    return evaluate(name, task) if name and evaluated(name, task) else None
+
+
+def comparison_section(docs_images, rfid=False):
+    """The generated part of docs/baselines.md: per tokenizer the held-out reconstruction
+    scores, the shapes-VQA exact match of its LLaVA model and the shapes-GenEval of its t2i
+    model, with the blind / random-token floor, what the real images score, and the wall
+    time of every step behind a number."""
+    state_file = os.path.join(STATE, 'stages.json')
+    stages = json.load(open(state_file)) if os.path.exists(state_file) else {}
+    tokenizers = {tok: tokenizer_scores(tok, docs_images, rfid)
+                  for _, _, tok, _, _ in COMPARISON
+                  if os.path.exists(STEPS[tok].output)
+                  or os.path.exists(os.path.join(STATE, tok, 'scores.json'))}
+    vqa = {r[3]: kept_result(r[3], 'vqa') for r in COMPARISON}
+    geneval = {r[4]: [kept_result(r[4], t) for t in GENEVAL_TASKS] for r in COMPARISON}
+    truth = ground_truth_scores('flat64')
+    header = ['tokenizer', 'ids', 'PSNR', 'SSIM', 'LPIPS', 'attribute accuracy',
+              'codebook usage', 'GenEval reconstruction ceiling', 'VQA exact match',
+              'shapes-GenEval']
+    lines = [MARKERS[0], '', f'Generated {datetime.date.today().isoformat()} from the runs '
+             'listed below (held-out scenes 100000.. of the flat 64 px world; the recipes are '
+             'in `registry_configs/shapes/`, the steps in `tools/shapes_reference.py`). A dash: '
+             'not run yet, or not applicable.', '',
+             '| ' + ' | '.join(header) + ' |', '| --- ' * len(header) + '|']
+    for label, _, tok, llava, t2i in COMPARISON:
+        score = tokenizers.get(tok, {})
+        answer, drawn = vqa.get(llava), geneval.get(t2i, [None])[0]
+        cells = [label, f"{score['vocab_size']:,}" if 'vocab_size' in score else '–',
+                 *(fmt(score.get(k)) for k in COMPARISON_KEYS),
+                 fmt(answer and answer['accuracy']), fmt(drawn and drawn['overall'])]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    blind = next((r['blind_baseline'] for r in vqa.values() if r), None)
+    floors = [g[1]['overall'] for g in geneval.values() if g[1]]
+    lines.append('| blind / random tokens | – | – | – | – | – | – | – | '
+                 f'{fmt(blind)} | {fmt(max(floors) if floors else None)} |')
+    lines.append(f"| real images | – | – | – | – | {fmt(truth['attribute_accuracy'])} | – | "
+                 f"{fmt(truth['geneval_ceiling'])} | – | – |")
+    lines += ['', 'What each row is (its recipes: the tokenizer step, its LLaVA and t2i '
+              'models):', '']
+    lines += [f"- **{label}**: {what}. `{tok}`, `{llava or '–'}`, `{t2i or '–'}`."
+              for label, what, tok, llava, t2i in COMPARISON]
+    lines += ['', 'Columns: PSNR / SSIM / LPIPS / attribute accuracy (the shapes scorer finds '
+              "every shape with the right colour, kind, size and place) on 500 held-out "
+              'reconstructions; codebook usage: share of the ids in use on them; GenEval '
+              'reconstruction ceiling: shapes-GenEval of correct scenes passed through the '
+              'tokenizer (the best a generator of its ids can score); VQA exact match: the '
+              "tokenizer's LLaVA model (llava_sghc_flat64's recipe) on 1000 held-out questions; "
+              "shapes-GenEval: its t2i model (t2i_flat64's recipe), 100 prompts x 4 samples, "
+              'CFG 3. Blind: the most frequent answer per question type; random tokens: the '
+              'best of the t2i models fed uniform ids (the floor); real images: the scorers on '
+              'the images themselves.']
+    behind = set().union(*(prerequisites(n) | {n} for r in COMPARISON for n in r[2:] if n))
+    steps = [n for n in STEPS if n in behind and n in stages]
+    if steps:
+        lines += ['', '| run | device | date | wall time | runs side by side |',
+                  '| --- | --- | --- | --- | --- |']
+        lines += [f"| {n} | {stages[n]['device']} | {stages[n]['date']} | "
+                  f"{stages[n]['wall_s'] / 60:.1f} min | {stages[n]['concurrent']} |"
+                  for n in steps]
+    return lines + ['', MARKERS[1]]
+
+
+def write_between_markers(path, lines):
+    """Replaces what lies between ``MARKERS`` in ``path`` (appended if they are absent)."""
+    text = open(path).read() if os.path.exists(path) else ''
+    block = '\n'.join(lines)
+    if MARKERS[0] in text and MARKERS[1] in text:
+        head, rest = text.split(MARKERS[0], 1)
+        text = head + block + rest.split(MARKERS[1], 1)[1]
+    else:
+        text = text.rstrip('\n') + ('\n\n' if text else '') + block + '\n'
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+def report_baselines(docs, rfid):
+    images = os.path.join(docs, 'images')
+    os.makedirs(images, exist_ok=True)
+    lines = comparison_section(images, rfid)
+    write_between_markers(os.path.join(docs, 'baselines.md'), lines)
+    print('\n'.join(lines))
+
+
+def pack(out, chain, exports):
+    """results.tar under ``out``: stages.json and, for every step of ``chain``, its kept
+    results (test JSONs, scores) and logs; NAME.tar: work_dirs/NAME/export for each of
+    ``exports`` that exists (the files a GPU machine sends back: small, a few of them)."""
+    import glob
+    import tarfile
+    os.makedirs(out, exist_ok=True)
+    names = CHAINS.get(chain, list(STEPS))
+    paths = [os.path.join(STATE, 'stages.json')]
+    for n in names:
+        paths += glob.glob(os.path.join(STATE, n, '*.json'))
+        paths += glob.glob(os.path.join(STATE, f'{n}.*.log'))
+        paths += [os.path.join('work_dirs', n, 'log.jsonl'),
+                  os.path.join('work_dirs', f'{n}.train.log'),
+                  os.path.join('work_dirs', f'{n}.log')]
+    with tarfile.open(os.path.join(out, 'results.tar'), 'w') as tar:
+        for path in dict.fromkeys(p for p in paths if os.path.isfile(p)):
+            tar.add(path)
+    for name in exports:
+        if not os.path.exists(STEPS[name].output):  # e.g. a run stopped at its time limit
+            print(f'pack: {export_of(name)} does not exist, left out')
+            continue
+        with tarfile.open(os.path.join(out, f'{name}.tar'), 'w') as tar:
+            tar.add(export_of(name))
+
+
+def unpack(files):
+    """Extracts ``pack``'s tar files here; the stages recorded in a packed stages.json are
+    merged into the local one (a step recorded in both: the packed record)."""
+    import tarfile
+    state_file = os.path.join(STATE, 'stages.json')
+    for path in files:
+        with tarfile.open(path) as tar:
+            members = tar.getmembers()
+            for m in members:
+                if os.path.isabs(m.name) or '..' in m.name.split('/') or not (
+                        m.isfile() or m.isdir()):
+                    raise ValueError(f'{path}: {m.name} is not a plain path under the '
+                                     'repository')
+            incoming = [m for m in members if os.path.normpath(m.name) == state_file]
+            tar.extractall(members=[m for m in members if m not in incoming])
+            if incoming:
+                stages = json.load(open(state_file)) if os.path.exists(state_file) else {}
+                stages.update(json.load(tar.extractfile(incoming[0])))
+                os.makedirs(STATE, exist_ok=True)
+                with open(state_file, 'w') as f:
+                    json.dump(stages, f, indent=1)
+        print(f'unpacked {path}')
+
+
+def shapes_reference(command, files=(), only=None, chain=None, out=None, exports=(),
+                     parallel=4, docs='docs', rfid=False, cfg_options=()):
+    """One command of tools/shapes_reference.py: 'train' (the steps of ``chain`` or all, only
+    ``only`` and what they need, ``parallel`` side by side, ``cfg_options`` for every recipe),
+    'evaluate' (the MLLMs' held-out tasks, printed), 'report' (docs/shapes_reference.md
+    under ``docs``, or with ``chain='baselines'`` the comparison in docs/baselines.md; rFID
+    if ``rfid``), 'pack' (``chain``'s results and ``exports`` into tar files under ``out``)
+    or 'unpack' (the tar ``files``)."""
+    if command == 'train':
+        train(only, parallel, cfg_options, chain)
+    elif command == 'evaluate':
+        print('\n'.join(mllm_section(parallel)))
+    elif command == 'pack':
+        pack(out, chain, exports)
+    elif command == 'unpack':
+        unpack(files)
+    elif chain == 'baselines':
+        report_baselines(docs, rfid)
+    else:
+        report(docs, rfid)
