@@ -122,3 +122,23 @@ def tiny_unified_parts(tmp_path_factory):
         pixel_loss=dict(type='PixelReconstructionLoss', perceptual_weight=0.0, lpips=None)))
     tokenizer.save_pretrained(root / 'tokenizer')
     return llm, str(root / 'tokenizer')
+
+
+@pytest.fixture(scope='session')
+def tiny_generator(tmp_path_factory):
+    """``tiny_generator(head_type, **vocabulary)``: a GenerationMLLM (K = 20, m = 4, 10
+    image tokens by default) on a saved tiny Qwen2 (width 64: the GPU matrix-vector
+    kernel's rows are multiples of 8), random weights, no image tokenizer, on the CPU."""
+    from unimm.apis.tiny_lm import make_tiny_lm
+    from unimm.registry import MODELS
+    folder = make_tiny_lm(tmp_path_factory.mktemp('qwen2'), arch='qwen2', hidden_size=64,
+                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                          vocab_size=300)
+
+    def build(head, num_semantic=20, sub_codes=4, num_image_tokens=10):
+        torch.manual_seed(0)
+        return MODELS.build(dict(type='GenerationMLLM', llm=str(folder),
+                                 num_semantic=num_semantic, sub_codes=sub_codes,
+                                 num_image_tokens=num_image_tokens,
+                                 visual_head=dict(type=head))).eval()
+    return build

@@ -15,23 +15,6 @@ from unimm.models.mllm.visual_head import FlatVisualHead
 from unimm.registry import MODELS
 
 
-@pytest.fixture(scope='module')
-def tiny_generator(tmp_path_factory):
-    """A GenerationMLLM on a saved tiny Qwen2 (K = 20, m = 4, 10 image tokens), random
-    weights, no image tokenizer: ``tiny_generator(head_type, **vocabulary)``."""
-    folder = make_tiny_lm(tmp_path_factory.mktemp('qwen2'), arch='qwen2', hidden_size=64,
-                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                          vocab_size=300)
-
-    def build(head, num_semantic=20, sub_codes=4, num_image_tokens=10):
-        torch.manual_seed(0)
-        return MODELS.build(dict(type='GenerationMLLM', llm=str(folder),
-                                 num_semantic=num_semantic, sub_codes=sub_codes,
-                                 num_image_tokens=num_image_tokens,
-                                 visual_head=dict(type=head))).eval()
-    return build
-
-
 def test_filter_logits_matches_definitions():
     torch.manual_seed(0)
     logits = torch.randn(4, 50)

@@ -11,28 +11,9 @@ import torch
 
 from tests.sampling_stats import (ALPHA, CAPTIONS, chi_square_pvalues, exact_marginals,
                                   random_setting)
-from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.inference.sampler import CFGSampler, reference_generate
-from unimm.registry import MODELS
 
 pytestmark = pytest.mark.gpu  # skipped without CUDA (conftest)
-
-
-@pytest.fixture(scope='module')
-def generator(tmp_path_factory):
-    """``generator(head, device, **vocabulary)``: a GenerationMLLM on a saved tiny Qwen2
-    (width 64: the matrix-vector kernel's rows are multiples of 8), fp32, random weights."""
-    folder = make_tiny_lm(tmp_path_factory.mktemp('qwen2_gpu'), arch='qwen2', hidden_size=64,
-                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                          vocab_size=300)
-
-    def build(head, device='cuda', num_semantic=20, sub_codes=4, num_image_tokens=10):
-        torch.manual_seed(0)
-        return MODELS.build(dict(type='GenerationMLLM', llm=str(folder),
-                                 num_semantic=num_semantic, sub_codes=sub_codes,
-                                 num_image_tokens=num_image_tokens,
-                                 visual_head=dict(type=head))).eval().to(device)
-    return build
 
 
 def padded(prompts, uncond, bucket):
@@ -68,8 +49,8 @@ def check_fifty_settings(model, calls=50, **sampler_options):
         assert graphs == len(kinds) <= 2 * len(sampler.buckets), (call, kinds)
 
 
-def test_fifty_settings_build_one_graph_per_bucket_on_the_gpu(generator):
-    check_fifty_settings(generator('FlatVisualHead'))
+def test_fifty_settings_build_one_graph_per_bucket_on_the_gpu(tiny_generator):
+    check_fifty_settings(tiny_generator('FlatVisualHead').cuda())
 
 
 def check_greedy_parity(model, **sampler_options):
@@ -89,8 +70,8 @@ def check_greedy_parity(model, **sampler_options):
 
 
 @pytest.mark.parametrize('head', ['FlatVisualHead', 'FactorizedVisualHead'])
-def test_compiled_greedy_tokens_are_the_reference_loops(generator, head):
-    check_greedy_parity(generator(head))
+def test_compiled_greedy_tokens_are_the_reference_loops(tiny_generator, head):
+    check_greedy_parity(tiny_generator(head).cuda())
 
 
 DISTRIBUTION_SETTINGS = {
@@ -116,6 +97,6 @@ def check_distribution(model, setting, rows=256, seeds=3, **sampler_options):
 
 
 @pytest.mark.parametrize('head', ['FlatVisualHead', 'FactorizedVisualHead'])
-def test_compiled_sampled_tokens_follow_the_exact_distribution(generator, head):
-    model = generator(head, num_semantic=4, sub_codes=2, num_image_tokens=3)
+def test_compiled_sampled_tokens_follow_the_exact_distribution(tiny_generator, head):
+    model = tiny_generator(head, num_semantic=4, sub_codes=2, num_image_tokens=3).cuda()
     check_distribution(model, DISTRIBUTION_SETTINGS[head])

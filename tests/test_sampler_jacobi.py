@@ -5,28 +5,10 @@ import pytest
 import torch
 
 from tests.sampling_stats import ALPHA, chi_square_pvalues, exact_marginals
-from unimm.apis.tiny_lm import make_tiny_lm
 from unimm.inference.sampler import CFGSampler, _left_pad, _Sampling, reference_generate
 from unimm.inference.speculative import (levels_for, probs_from_knobs, sample_probs,
                                          speculative_rule)
 from unimm.registry import MODELS
-
-
-@pytest.fixture(scope='module')
-def tiny_generator(tmp_path_factory):
-    """A GenerationMLLM on a saved tiny Qwen2 (K = 20, m = 4, 10 image tokens), random
-    weights: ``tiny_generator(head_type, **vocabulary)``."""
-    folder = make_tiny_lm(tmp_path_factory.mktemp('qwen2'), arch='qwen2', hidden_size=64,
-                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                          vocab_size=300)
-
-    def build(head, num_semantic=20, sub_codes=4, num_image_tokens=10):
-        torch.manual_seed(0)
-        return MODELS.build(dict(type='GenerationMLLM', llm=str(folder),
-                                 num_semantic=num_semantic, sub_codes=sub_codes,
-                                 num_image_tokens=num_image_tokens,
-                                 visual_head=dict(type=head))).eval()
-    return build
 
 
 @pytest.mark.parametrize('head', ['FlatVisualHead', 'FactorizedVisualHead'])
