@@ -16,6 +16,7 @@ from unimm.apis import ablate
 from unimm.registry import METRICS, MODELS
 
 HAND_WRITTEN = f'{ablate.BEGIN}\nmy reading of the runs\n{ablate.END}'
+GPU_BLOCK = f'{ablate.GPU_MARKERS[0]}\nthe seeded GPU tables\n{ablate.GPU_MARKERS[1]}'
 
 
 @pytest.fixture(scope='module')
@@ -62,8 +63,8 @@ def close(cell, value, digits):
 def test_report_holds_every_row_with_the_numbers_of_results_json(quick):
     results, text, _, _ = quick
     tables = md_tables(text)
-    t4 = tables['Tab. 4: semantic-encoder init, joint texture training, SGHC']
-    t5 = tables['Tab. 5: fusion type and sub-codebook size']
+    t4 = tables['Tab. 4 (CPU, one run per row): semantic-encoder init, joint texture training, SGHC']
+    t5 = tables['Tab. 5 (CPU, one run per row): fusion type and sub-codebook size']
     assert [r['row'] for r in t4[:-1]] == [row.label for row in ablate.TABLES['4']]
     assert t4[-1]['row'].startswith('reference') and t4[-1]['PSNR'] == '—'
     assert [r['row'] for r in t5] == [row.label for row in ablate.TABLES['5']]
@@ -85,7 +86,7 @@ def test_report_holds_every_row_with_the_numbers_of_results_json(quick):
     # tiny sets, but still real evaluations
     assert all(results['runs'][r['run']]['recon']['num_images'] == 16
                for rows in results['tables'].values() for r in rows)
-    claims = tables['The paper\'s claims, read from these runs']
+    claims = tables['The paper\'s claims, read from these CPU runs']
     assert len(claims) == 7 and all(c['verdict'].strip('*') in (
         'reproduced', 'not reproduced', 'inconclusive') for c in claims)
 
@@ -114,14 +115,15 @@ def test_semantic_ids_stay_bit_identical_for_semhitok_rows(quick):
 
 
 @pytest.mark.slow
-def test_rerun_skips_every_done_row_and_keeps_the_hand_written_block(quick, monkeypatch):
+def test_rerun_skips_every_done_row_and_keeps_the_hand_written_and_gpu_blocks(quick,
+                                                                            monkeypatch):
     results, _, work, kwargs = quick
     out = kwargs['out']
     with open(out) as f:
         text = f.read()
     start, end = text.index(ablate.BEGIN), text.index(ablate.END) + len(ablate.END)
     with open(out, 'w') as f:
-        f.write(text[:start] + HAND_WRITTEN + text[end:])
+        f.write(text[:start] + HAND_WRITTEN + text[end:] + GPU_BLOCK)
 
     def forbidden(*a, **k):
         raise AssertionError('a done row was trained or evaluated again')
@@ -131,7 +133,10 @@ def test_rerun_skips_every_done_row_and_keeps_the_hand_written_block(quick, monk
     again = ablate.ablate(**kwargs)
     assert again['runs'] == results['runs']
     with open(out) as f:
-        assert HAND_WRITTEN in f.read()
+        text = f.read()
+    # both kept; the GPU results before the interpretation, outside the CPU tables
+    assert text.index(ablate.GPU_MARKERS[0]) > text.index('read from these CPU runs')
+    assert text.index(GPU_BLOCK) < text.index(HAND_WRITTEN)
 
 
 @pytest.mark.slow

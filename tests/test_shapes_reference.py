@@ -36,16 +36,32 @@ def work_dirs_named(node):
         else set()
 
 
+def parsed_options(options):
+    """``k=v`` cfg options as tools/train.py reads them."""
+    import argparse
+    from unimm.engine.config import DictAction
+    p = argparse.ArgumentParser()
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    return p.parse_args(['--cfg-options', *options] if options else []).cfg_options
+
+
 def test_every_recipe_is_a_step_and_every_prerequisite_a_step():
     assert all(set(step.needs) <= set(chain.STEPS) for step in chain.STEPS.values())
-    files = {f[:-3] for f in os.listdir(os.path.join(ROOT, chain.RECIPES)) if f.endswith('.py')}
-    assert set(recipes()) == files  # every recipe is a step, every recipe step has its file
+    files = {os.path.join(folder, f[:-3]) if folder else f[:-3]
+             for folder in ('', 'ablations')
+             for f in os.listdir(os.path.join(ROOT, chain.RECIPES, folder)) if f.endswith('.py')}
+    # every recipe is a step's, every recipe step has its file
+    assert {chain.STEPS[n].recipe for n in recipes()} == files
 
 
 def test_every_folder_a_recipe_reads_is_made_by_one_of_its_prerequisites():
+    """With each step's own cfg options: a seeded ablation step reads its own seed's
+    exports, made by its own prerequisites."""
     from unimm.engine.config import load_config
     for name in recipes():
-        cfg = load_config(os.path.join(ROOT, chain.RECIPES, f'{name}.py'))
+        step = chain.STEPS[name]
+        cfg = load_config(os.path.join(ROOT, chain.recipe_path(step.recipe)),
+                          parsed_options(step.options))
         read = work_dirs_named({k: v for k, v in cfg.to_dict().items()
                                 if k != 'work_dir' and not k.startswith('_')})
         if name == 't2i_flat64':  # tools/pretokenize.py reads its _source_dataset

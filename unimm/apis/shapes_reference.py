@@ -76,16 +76,25 @@ def write_atomically(out, write):
     os.rename(tmp, out)
 
 
+def cfg_options(name, options):
+    """The cfg options a step ``name`` applies to its recipe: its own, then the chain's."""
+    options = [*STEPS[name].options, *options]
+    return ['--cfg-options', *options] if options else []
+
+
 def train_recipe(name, options):
-    """tools/train.py on one recipe (resumed if it has checkpoints)."""
-    run_tool(f'{name}.train', 'train.py', [recipe_path(name), '--resume', 'auto',
-                                           *(['--cfg-options', *options] if options else [])])
+    """tools/train.py on step ``name``'s recipe into work_dirs/<name> (resumed if it has
+    checkpoints)."""
+    run_tool(f'{name}.train', 'train.py', [recipe_path(STEPS[name].recipe), '--work-dir',
+                                           os.path.join('work_dirs', name), '--resume', 'auto',
+                                           *cfg_options(name, options)])
 
 
-def run_evaluation(name, task, options):
-    """``evaluate`` as a step of the chain; the chain's cfg options apply to the recipe
-    read (training ignores test_cfg, tools/test.py train_cfg: one list serves both)."""
-    evaluate(name, task, options)
+def run_evaluation(name, task, own, options):
+    """``evaluate`` as a step of the chain, with the evaluation's ``own`` cfg options; the
+    chain's apply to the recipe read (training ignores test_cfg, tools/test.py train_cfg:
+    one list serves both)."""
+    evaluate(name, task, [*own, *options])
 
 
 def make_lm(name, options):
@@ -107,13 +116,17 @@ def pretokenize(name, recipe, options):
                                  *(['--cfg-options', *options] if options else [])]))
 
 
-# needs: the steps it starts from; run(cfg options) does it; it is done once output exists
-Step = namedtuple('Step', 'needs run output')
+# needs: the steps it starts from; run(cfg options) does it; it is done once output exists;
+# recipe: the recipe it trains (a path under RECIPES without .py), options: the cfg options
+# it applies to that recipe before the chain's (e.g. its training seed)
+Step = namedtuple('Step', 'needs run output recipe options', defaults=(None, ()))
 
 
-def recipe(name, *needs):
-    """The step that trains registry_configs/shapes/<name>.py; done once it is exported."""
-    return Step(needs, partial(train_recipe, name), os.path.join(export_of(name), 'config.json'))
+def recipe(name, *needs, source=None, options=()):
+    """The step that trains registry_configs/shapes/<source>.py (default: <name>) into
+    work_dirs/<name> with its own cfg ``options``; done once it is exported."""
+    return Step(needs, partial(train_recipe, name), os.path.join(export_of(name), 'config.json'),
+                source or name, tuple(options))
 
 
 def lm(name):
@@ -151,10 +164,12 @@ STEPS = {
 BASELINES = ('joint', 'pixel_vq', 'dual_codebook')
 
 
-def evaluation(name, task):
-    """The step that runs tools/test.py --task ``task`` on recipe ``name``'s export; done
-    once its results are kept (work_dirs/shapes_reference/<name>/test_<task>.json)."""
-    return Step((name,), partial(run_evaluation, name, task), result_path(name, task))
+def evaluation(name, task, options=()):
+    """The step that runs tools/test.py --task ``task`` (with the cfg ``options``) on step
+    ``name``'s export; done once its results are kept
+    (work_dirs/shapes_reference/<name>/test_<task>.json)."""
+    return Step((name,), partial(run_evaluation, name, task, tuple(options)),
+                result_path(name, task))
 
 
 def baseline_steps(kind):
@@ -172,10 +187,82 @@ def baseline_steps(kind):
     return steps
 
 
-CHAINS = {'baselines': [n for kind in BASELINES for n in baseline_steps(kind)]}
+# The ablation chain (docs/ablations.md, the paper's Tab. 4 / Tab. 5 on the textured world):
+# every row's recipe (registry_configs/shapes/ablations/ and the textured reference recipes)
+# trained once per tokenizer training seed into work_dirs/<recipe>.s<seed>, each stage-2 row
+# from its own seed's stage-1 export, each LLaVA row on its own seed's tokenizer; then the
+# held-out reconstruction of each tokenizer and the VQA / POPE scores of each LLaVA model,
+# whose test JSONs are what the report reads.
+SEEDS = (0, 1, 2)
+STAGE1 = {'spc_textured128': 'spc_textured128',
+          'spc_random_textured128': 'ablations/spc_random_textured128'}
+# stage-2 rows: recipe -> (its file under RECIPES, the stage-1 row it starts from)
+STAGE2 = {'sghc_textured128': ('sghc_textured128', 'spc_textured128'),
+          'spc_only_decoder_textured128': ('spc_only_decoder_textured128', 'spc_textured128'),
+          'spc_random_only_decoder_textured128': ('ablations/spc_random_only_decoder_textured128',
+                                                  'spc_random_textured128'),
+          'joint_from_spc_textured128': ('ablations/joint_from_spc_textured128',
+                                         'spc_textured128')}
+STAGE2.update({f'sghc_{v}_textured128': (f'ablations/sghc_{v}_textured128', 'spc_textured128')
+               for v in ('length', 'texture', 'm8', 'm16')})
+# LLaVA rows: the tokenizer row whose features they read (seeded alike)
+LLAVA = {f'llava_{t}': t for t in ('spc_random_textured128', 'spc_textured128',
+                                   'joint_from_spc_textured128', 'sghc_textured128')}
+# the continuous-feature reference (no tokenizer to repeat): its first seed only
+LLAVA_REFERENCE = 'llava_teacher_textured128'
+RECON_IMAGES = 2000  # held-out scenes of each tokenizer's reconstruction test
+
+
+def seeded(name, seed):
+    """The step (and work_dirs folder) of recipe ``name`` trained with seed ``seed``."""
+    return f'{name}.s{seed}'
+
+
+def recon_options():
+    """The ablation chain's reconstruction test: RECON_IMAGES held-out scenes, LPIPS, and
+    rFID where its Inception weights exist on this machine."""
+    from unimm.evaluation.recon_metrics import default_fid_weights
+    return [f'test_cfg.recon.dataset.length={RECON_IMAGES}',
+            *([] if os.path.exists(default_fid_weights()) else ['test_cfg.recon.fid=False'])]
+
+
+def ablation_steps(seed):
+    """One training seed's steps of the ablation chain: both stage-1 SPCs, every stage-2
+    row from its own seed's SPC, the LLaVA rows on their own seed's tokenizer (the
+    continuous reference at the first seed), and their evaluations."""
+    seed_option = f'randomness.seed={seed}'
+    steps = {seeded(n, seed): recipe(seeded(n, seed), 'teacher_textured128', source=path,
+                                     options=[seed_option])
+             for n, path in STAGE1.items()}
+    for n, (path, spc) in STAGE2.items():
+        steps[seeded(n, seed)] = recipe(
+            seeded(n, seed), seeded(spc, seed), source=path,
+            options=[seed_option, f'model.init_from={export_of(seeded(spc, seed))}'])
+    for n, tokenizer in LLAVA.items():
+        steps[seeded(n, seed)] = recipe(
+            seeded(n, seed), seeded(tokenizer, seed), 'reference_llama',
+            source=f'ablations/{n}', options=[
+                seed_option, f'model.vision.tokenizer={export_of(seeded(tokenizer, seed))}'])
+    if seed == SEEDS[0]:
+        steps[seeded(LLAVA_REFERENCE, seed)] = recipe(
+            seeded(LLAVA_REFERENCE, seed), 'teacher_textured128', 'reference_llama',
+            source=f'ablations/{LLAVA_REFERENCE}', options=[seed_option])
+    recon = recon_options()
+    for name in list(steps):
+        if name.startswith('llava_'):
+            steps.update({f'{name}.{task}': evaluation(name, task) for task in ('vqa', 'pope')})
+        elif name.split('.')[0] in STAGE2:
+            steps[f'{name}.recon'] = evaluation(name, 'recon', recon)
+    return steps
+
+
+CHAINS = {'baselines': [n for kind in BASELINES for n in baseline_steps(kind)],
+          'ablations': [n for seed in SEEDS for n in ablation_steps(seed)]}
 CHAINS['reference'] = list(STEPS)
 for kind in BASELINES:
     STEPS.update(baseline_steps(kind))
+for seed in SEEDS:
+    STEPS.update(ablation_steps(seed))
 
 
 def done(name):
@@ -386,8 +473,8 @@ def evaluate(name, task, options=()):
     if not os.path.exists(result) or (
             os.path.exists(export) and os.path.getmtime(export) > os.path.getmtime(result)):
         run_tool(os.path.join('shapes_reference', f'{name}.{task}'), 'test.py',
-                 [recipe_path(name), export_of(name), '--task', task, '--work-dir', work,
-                  *(['--cfg-options', *options] if options else [])])
+                 [recipe_path(STEPS[name].recipe), export_of(name), '--task', task,
+                  '--work-dir', work, *cfg_options(name, options)])
     with open(result) as f:
         return json.load(f)
 
@@ -556,13 +643,13 @@ def comparison_section(docs_images, rfid=False):
     return lines + ['', MARKERS[1]]
 
 
-def write_between_markers(path, lines):
-    """Replaces what lies between ``MARKERS`` in ``path`` (appended if they are absent)."""
+def write_between_markers(path, lines, markers=MARKERS):
+    """Replaces what lies between ``markers`` in ``path`` (appended if they are absent)."""
     text = open(path).read() if os.path.exists(path) else ''
     block = '\n'.join(lines)
-    if MARKERS[0] in text and MARKERS[1] in text:
-        head, rest = text.split(MARKERS[0], 1)
-        text = head + block + rest.split(MARKERS[1], 1)[1]
+    if markers[0] in text and markers[1] in text:
+        head, rest = text.split(markers[0], 1)
+        text = head + block + rest.split(markers[1], 1)[1]
     else:
         text = text.rstrip('\n') + ('\n\n' if text else '') + block + '\n'
     with open(path, 'w') as f:
@@ -574,6 +661,207 @@ def report_baselines(docs, rfid):
     os.makedirs(images, exist_ok=True)
     lines = comparison_section(images, rfid)
     write_between_markers(os.path.join(docs, 'baselines.md'), lines)
+    print('\n'.join(lines))
+
+
+# The ablation report (docs/ablations.md, between ablate.GPU_MARKERS): Tab. 4 rows as
+# (label, tokenizer row, LLaVA row), Tab. 5 rows as (label, tokenizer row, m)
+ABLATION_TAB4 = (
+    ('SPC, random-init encoder (distilled from the teacher)',
+     'spc_random_only_decoder_textured128', 'llava_spc_random_textured128'),
+    ('SPC, teacher init', 'spc_only_decoder_textured128', 'llava_spc_textured128'),
+    ('+ joint texture training from the SPC (MUSE-VL)', 'joint_from_spc_textured128',
+     'llava_joint_from_spc_textured128'),
+    ('+ SGHC (SemHiTok)', 'sghc_textured128', 'llava_sghc_textured128'),
+    ("reference: the teacher's continuous features", None, LLAVA_REFERENCE))
+ABLATION_TAB5 = (
+    ('texture only (w/o sem)', 'sghc_texture_textured128', 12),
+    ('semantic only (no texture branch)', 'spc_only_decoder_textured128', None),
+    ('length concat', 'sghc_length_textured128', 12),
+    ('channel concat, m = 8', 'sghc_m8_textured128', 8),
+    ('channel concat, m = 12', 'sghc_textured128', 12),
+    ('channel concat, m = 16', 'sghc_m16_textured128', 16))
+# (column, task, result key, digits, scale) of the tables
+RECON_COLUMNS = (('PSNR', 'recon', 'psnr', 2, 1), ('SSIM', 'recon', 'ssim', 3, 1),
+                 ('LPIPS', 'recon', 'lpips', 3, 1), ('rFID', 'recon', 'rfid', 2, 1),
+                 ('distinct ids', 'recon', 'distinct_ids', 0, 1))
+TAB4_COLUMNS = RECON_COLUMNS + (
+    ('attr. acc.', 'recon', 'attribute_accuracy', 3, 1),
+    ('pattern acc.', 'recon', 'pattern_accuracy', 3, 1),
+    ('VQA exact match', 'vqa', 'accuracy', 3, 1), ('POPE acc.', 'pope', 'accuracy', 3, 1),
+    ('POPE F1', 'pope', 'f1', 3, 1))
+TAB5_COLUMNS = RECON_COLUMNS + (('usage (global, %)', 'recon', 'usage_global', 1, 100),
+                                ('usage (semantic, %)', 'recon', 'usage_semantic', 1, 100))
+
+
+def seed_results(name, task):
+    """The kept results of ``task`` of ablation row ``name``, one dict per seed that has
+    them (in SEEDS order)."""
+    paths = [result_path(seeded(name, seed), task) for seed in SEEDS]
+    return [json.load(open(p)) for p in paths if os.path.exists(p)]
+
+
+def seed_values(runs, key, scale=1):
+    """The per-seed values of ``key`` in ``runs`` (``seed_results``), where present."""
+    return [scale * r[key] for r in runs if r.get(key) is not None]
+
+
+def ablation_rows(rows, tasks):
+    """{label: {task: seed_results}} of the rows ((label, tokenizer, LLaVA / m) tuples);
+    the tokenizer's task 'recon', the LLaVA row's ``tasks``."""
+    out = {}
+    for label, tokenizer, other in rows:
+        runs = {'recon': seed_results(tokenizer, 'recon') if tokenizer else []}
+        for task in tasks:
+            runs[task] = seed_results(other, task)
+        out[label] = runs
+    return out
+
+
+def seed_cell(values, digits):
+    """'mean ± sd (seeds)' of per-seed values, '—' without any."""
+    from unimm.apis.verdicts import mean_sd
+    return mean_sd(values, digits) if values else '—'
+
+
+def row_cells(runs, columns):
+    """``seed_cell`` per column of ``columns`` for one row's ``runs`` {task: results}."""
+    return [seed_cell(seed_values(runs.get(task, []), key, scale), digits)
+            for _, task, key, digits, scale in columns]
+
+
+def usage_row(m, runs):
+    """The row ``verdicts.usage_claim`` reads: m and the per-seed sub-code share and
+    distinct ids of the reconstruction results ``runs``."""
+    return dict(m=m, usage_subcodes=seed_values(runs, 'usage_subcodes'),
+                distinct_ids=seed_values(runs, 'distinct_ids'))
+
+
+def seeds_run(runs):
+    """The row's status cell: 'not run', or the seeds with results per task."""
+    counts = {t: len(r) for t, r in runs.items() if r}
+    return ', '.join(f'{t} {n}' for t, n in counts.items()) if counts else 'not run'
+
+
+def ablation_claim(claim, paper, judge, *rows):
+    """(claim, paper, evidence, verdict): ``judge(*rows)`` (a verdicts.py claim), or 'not
+    run' while a row it compares has no seed."""
+    if not all(rows):
+        return claim, paper, 'not run', 'not run'
+    return (claim, paper, *judge(*rows))
+
+
+def ablation_claims(tab4, tab5):
+    """The paper's Tab. 4 / Tab. 5 claims judged on the seeds (unimm.apis.verdicts)."""
+    from unimm.apis.ablate import PAPER
+    from unimm.apis.verdicts import kept_claim, metric_claim, usage_claim
+    sghc, spc = tab4['+ SGHC (SemHiTok)'], tab4['SPC, teacher init']
+    joint = tab4['+ joint texture training from the SPC (MUSE-VL)']
+    rnd = tab4['SPC, random-init encoder (distilled from the teacher)']
+    out = []
+    for task, name in (('vqa', 'VQA exact match'), ('pope', 'POPE accuracy')):
+        get = lambda row: seed_values(row[task], 'accuracy')  # noqa: E731
+        out += [
+            ablation_claim(f'SGHC keeps the understanding of its SPC ({name})', PAPER['kept'],
+                           lambda a, b: kept_claim(('SGHC', a), ('SPC', b), name=name),
+                           get(sghc), get(spc)),
+            ablation_claim(f'joint texture training costs understanding ({name})',
+                           PAPER['joint'], lambda a, b: metric_claim(
+                               ('SPC', a), {'joint': b}, digits=3, name=name),
+                           get(spc), get(joint)),
+            ablation_claim(f'initialising the semantic encoder from the teacher helps '
+                           f'understanding ({name})', PAPER['init'], lambda a, b: metric_claim(
+                               ('teacher init', a), {'random init': b}, digits=3, name=name),
+                           get(spc), get(rnd))]
+    chan, length = tab5['channel concat, m = 12'], tab5['length concat']
+    tex = tab5['texture only (w/o sem)']
+    by_m = {m: tab5[f'channel concat, m = {m}'] for m in (8, 12, 16)}
+    involved = [sghc, spc, joint, chan, length, tex, *by_m.values()]
+    # rFID (the paper's metric) where every run has it, else LPIPS; lower is better
+    key = 'rfid' if all(len(seed_values(r['recon'], 'rfid')) == len(r['recon'])
+                        for r in involved) else 'lpips'
+    get = lambda row: seed_values(row['recon'], key)  # noqa: E731
+
+    def better(winner, *others):
+        """The judge of "``winner`` reconstructs better than each of ``others``"."""
+        return lambda w, *o: metric_claim((winner, w), dict(zip(others, o)), False, 3, key)
+
+    out += [
+        ablation_claim('SGHC reconstructs better than the SPC alone and than joint training',
+                       PAPER['sghc_recon'], better('SGHC', 'SPC', 'joint'),
+                       get(sghc), get(spc), get(joint)),
+        ablation_claim('channel concat beats length concat and texture-only', PAPER['fusion'],
+                       better('channel', 'length', 'texture-only'),
+                       get(chan), get(length), get(tex)),
+        ablation_claim('a larger sub-codebook reconstructs better', PAPER['m_recon'],
+                       better('m = 16', 'm = 12', 'm = 8'),
+                       get(by_m[16]), get(by_m[12]), get(by_m[8]))]
+    usage = [usage_row(m, r['recon']) for m, r in by_m.items()]
+    out.append(ablation_claim('codebook usage falls as the sub-codebook grows', PAPER['usage'],
+                              lambda *rows: usage_claim(rows),
+                              *(u if u['usage_subcodes'] else None for u in usage)))
+    return out
+
+
+def ablation_section():
+    """The generated GPU part of docs/ablations.md: Tab. 4 / Tab. 5 as mean ± sd over the
+    training seeds, the verdict of each claim, and the wall time of every step behind them
+    (stages.json). A row without results says 'not run'."""
+    from unimm.apis.ablate import GPU_MARKERS, md_table
+    from unimm.apis.verdicts import K_SE, subcodes_in_use
+    state_file = os.path.join(STATE, 'stages.json')
+    stages = json.load(open(state_file)) if os.path.exists(state_file) else {}
+    tab4 = ablation_rows(ABLATION_TAB4, ('vqa', 'pope'))
+    tab5 = ablation_rows(((l, t, None) for l, t, _ in ABLATION_TAB5), ())
+    sub_codes = {label: seed_cell(subcodes_in_use(usage_row(m, tab5[label]['recon'])), 1)
+                 if m else '—' for label, _, m in ABLATION_TAB5}
+    head = ['row', 'tokenizer', 'LLaVA', 'seeds with results']
+    lines = [GPU_MARKERS[0], '', '## Tab. 4 / Tab. 5 on the GPU: textured 128 px world, '
+             f'{len(SEEDS)} training seeds per row', '',
+             f'Generated {datetime.date.today().isoformat()} by `python tools/shapes_reference.py '
+             'report --chain ablations` from the test results that `train --chain ablations` '
+             'keeps in work_dirs/shapes_reference/<row>.s<seed>/ (seeds '
+             f'{", ".join(map(str, SEEDS))}; each stage-2 row starts from its own seed\'s SPC, '
+             "each LLaVA row reads its own seed's tokenizer). Cells: mean ± sd (seeds). "
+             f'Reconstruction: {RECON_IMAGES} held-out scenes (100000..); VQA / POPE: the '
+             'LLaVA recipes of registry_configs/shapes/ablations/ on held-out textured scenes. '
+             '"not run": no results yet.', '',
+             '### Tab. 4: semantic-encoder init, joint texture training, SGHC', '',
+             md_table(head + [c[0] for c in TAB4_COLUMNS],
+                      [(label, f'`{tok or "—"}`', f'`{llava}`', seeds_run(tab4[label]),
+                       *row_cells(tab4[label], TAB4_COLUMNS))
+                       for label, tok, llava in ABLATION_TAB4]), '',
+             '### Tab. 5: fusion type and sub-codebook size', '',
+             md_table(['row', 'tokenizer', 'm', 'seeds with results',
+                       *(c[0] for c in TAB5_COLUMNS), 'sub-codes in use per used semantic code'],
+                      [(label, f'`{tok}`', m or '—', seeds_run(tab5[label]),
+                        *row_cells(tab5[label], TAB5_COLUMNS), sub_codes[label])
+                       for label, tok, m in ABLATION_TAB5]), '',
+             '### The paper\'s claims, judged on the seeds', '',
+             f'Computed by `unimm/apis/verdicts.py`: two rows differ when their seed means differ '
+             f'by more than {K_SE:g} pooled standard errors (between seeds), else they tie; one '
+             'seed decides nothing. Reconstruction claims on rFID where every run has it, else '
+             'LPIPS. Usage is judged on the sub-codes in use per used semantic code: a share '
+             'that falls with an unchanged count is the denominator alone.', '',
+             md_table(['claim', 'paper (ImageNet scale)', 'here', 'verdict'],
+                      [(c, p, e, f'**{v}**') for c, p, e, v in ablation_claims(tab4, tab5)])]
+    steps = [n for n in CHAINS['ablations'] if n in stages]
+    if steps:
+        lines += ['', '| run | device | date | wall time | runs side by side |',
+                  '| --- | --- | --- | --- | --- |']
+        lines += [f"| {n} | {stages[n]['device']} | {stages[n]['date']} | "
+                  f"{stages[n]['wall_s'] / 60:.1f} min | {stages[n]['concurrent']} |"
+                  for n in steps]
+    else:
+        lines += ['', 'No step of the chain has run yet (work_dirs/shapes_reference/stages.json '
+                  'records none).']
+    return lines + ['', GPU_MARKERS[1]]
+
+
+def report_ablations(docs):
+    from unimm.apis.ablate import GPU_MARKERS
+    lines = ablation_section()
+    write_between_markers(os.path.join(docs, 'ablations.md'), lines, GPU_MARKERS)
     print('\n'.join(lines))
 
 
@@ -645,5 +933,7 @@ def shapes_reference(command, files=(), only=None, chain=None, out=None, exports
         unpack(files)
     elif chain == 'baselines':
         report_baselines(docs, rfid)
+    elif chain == 'ablations':
+        report_ablations(docs)
     else:
         report(docs, rfid)
