@@ -165,3 +165,116 @@ def test_edge_error_puts_an_error_on_a_colour_edge_in_the_edge_share():
     # only the red channel changes (green and blue are clamped at -1): 0.1^2 / 3 per pixel
     off_edges = 0.01 / 3 / (256 - border)
     assert abs(result['psnr_off_edges'] + 10 * torch.log10(torch.tensor(off_edges)).item()) < 1e-4
+
+
+def test_each_ablation_seed_trains_from_its_own_seeds_exports(monkeypatch):
+    """Every stage-2 row of a seed needs that seed's stage-1 SPC and starts from its export;
+    every LLaVA row reads its seed's tokenizer; each step trains into its own work dir with
+    its seed, and its evaluations test its own export."""
+    calls = []
+    monkeypatch.setattr(chain, 'run_tool', lambda log, script, args: calls.append(args))
+    for seed in chain.SEEDS:
+        for name, (_, spc) in chain.STAGE2.items():
+            step = chain.STEPS[chain.seeded(name, seed)]
+            assert step.needs == (chain.seeded(spc, seed),)
+            assert f'model.init_from=work_dirs/{chain.seeded(spc, seed)}/export' in step.options
+            assert set(chain.STEPS[f'{chain.seeded(name, seed)}.recon'].needs) == {
+                chain.seeded(name, seed)}
+        for name, tokenizer in chain.LLAVA.items():
+            step = chain.STEPS[chain.seeded(name, seed)]
+            assert set(step.needs) == {chain.seeded(tokenizer, seed), 'reference_llama'}
+            assert ('model.vision.tokenizer=work_dirs/'
+                    f'{chain.seeded(tokenizer, seed)}/export') in step.options
+    # every seeded step: its seed, and prerequisites of its own seed or unseeded
+    for name in chain.CHAINS['ablations']:
+        seed = name.split('.s')[1].split('.')[0]
+        for need in prerequisites(name):
+            assert '.s' not in need or need.split('.s')[1].split('.')[0] == seed, (name, need)
+        if chain.STEPS[name].recipe:
+            assert chain.STEPS[name].options[0] == f'randomness.seed={seed}'
+    chain.STEPS['sghc_m8_textured128.s2'].run(['train_cfg.max_steps=2'])
+    assert calls[-1] == [os.path.join(chain.RECIPES, 'ablations', 'sghc_m8_textured128.py'),
+                         '--work-dir', os.path.join('work_dirs', 'sghc_m8_textured128.s2'),
+                         '--resume', 'auto', '--cfg-options', 'randomness.seed=2',
+                         'model.init_from=work_dirs/spc_textured128.s2/export',
+                         'train_cfg.max_steps=2']
+    monkeypatch.setattr(chain, 'STATE', '/nonexistent/state')  # no kept results
+    with pytest.raises(FileNotFoundError):  # the fake tool wrote no results to read
+        chain.STEPS['sghc_m8_textured128.s2.recon'].run([])
+    test = calls[-1]
+    assert test[:4] == [chain.recipe_path('ablations/sghc_m8_textured128'),
+                        chain.export_of('sghc_m8_textured128.s2'), '--task', 'recon']
+    assert test[test.index('--cfg-options') + 1:][:3] == [
+        'randomness.seed=2', 'model.init_from=work_dirs/spc_textured128.s2/export',
+        f'test_cfg.recon.dataset.length={chain.RECON_IMAGES}']
+
+
+def write_seed_results(name, task, rows):
+    """Hand-made kept results of ablation row ``name``: one dict per seed."""
+    for seed, result in zip(chain.SEEDS, rows):
+        path = chain.result_path(chain.seeded(name, seed), task)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            json.dump(result, f)
+
+
+def test_ablation_report_groups_seeds_into_rows_and_judges_each_claim(tmp_path, monkeypatch):
+    """Hand-made per-seed results (no training): the rows hold mean ± sd over the seeds
+    present, rows without results say 'not run', each claim's verdict follows the seeds,
+    and only the GPU block of docs/ablations.md is rewritten."""
+    from unimm.apis.ablate import BEGIN, END, GPU_MARKERS
+    monkeypatch.chdir(tmp_path)
+    recon = lambda lpips, sub, ids: [  # noqa: E731  three seeds, a small spread
+        dict(psnr=20.0 + d, ssim=0.8, lpips=lpips + d / 100, usage_subcodes=sub + d / 100,
+             distinct_ids=ids + d, usage_global=0.1, usage_semantic=0.7)
+        for d in (-1, 0, 1)]
+    write_seed_results('sghc_textured128', 'recon', recon(0.10, 1 / 6, 2000))
+    write_seed_results('spc_only_decoder_textured128', 'recon', recon(0.30, 0.5, 700))
+    write_seed_results('joint_from_spc_textured128', 'recon', recon(0.20, 0.5, 700))
+    # the same 2 sub-codes in use per used semantic code at every m: the denominator alone
+    write_seed_results('sghc_m8_textured128', 'recon', recon(0.12, 2 / 8, 2000))
+    write_seed_results('sghc_m16_textured128', 'recon', recon(0.08, 2 / 16, 2000))
+    vqa = lambda acc: [dict(accuracy=acc + d) for d in (-0.01, 0, 0.01)]  # noqa: E731
+    write_seed_results('llava_sghc_textured128', 'vqa', vqa(0.80))
+    write_seed_results('llava_spc_textured128', 'vqa', vqa(0.79))
+    write_seed_results('llava_joint_from_spc_textured128', 'vqa', vqa(0.79)[:1])  # one seed
+    os.makedirs(chain.STATE, exist_ok=True)
+    with open(os.path.join(chain.STATE, 'stages.json'), 'w') as f:
+        json.dump({'sghc_textured128.s0': dict(wall_s=330.0, device='NVIDIA H100',
+                                               date='2026-12-08', concurrent=4),
+                   'sghc_flat64': dict(wall_s=1.0, device='x', date='x', concurrent=1)}, f)
+    os.makedirs('docs')
+    cpu = '# Ablations\n\n## Tab. 4 (CPU, one run per row)\n\n| a CPU row |\n\n'
+    hand = f'{BEGIN}\nmy reading\n{END}\n'
+    with open('docs/ablations.md', 'w') as f:
+        f.write(f'{cpu}{GPU_MARKERS[0]}\nold\n{GPU_MARKERS[1]}\n\n## Interpretation\n\n{hand}')
+    chain.shapes_reference('report', chain='ablations', docs='docs')
+    text = open('docs/ablations.md').read()
+    assert text.startswith(cpu) and text.endswith(hand) and '\nold\n' not in text
+    cells = {line.split(' | ')[0][2:]: line.split(' | ') for line in text.splitlines()
+             if line.startswith('| ')}
+    assert cells['+ SGHC (SemHiTok)'][3:7] == ['recon 3, vqa 3', '20.00 ± 1.00 (3)',
+                                                '0.800 ± 0.000 (3)', '0.100 ± 0.010 (3)']
+    assert cells['+ SGHC (SemHiTok)'][11] == '0.800 ± 0.010 (3)'  # VQA
+    assert cells['+ SGHC (SemHiTok)'][12] == '—'  # no POPE results
+    for row in ('SPC, random-init encoder (distilled from the teacher)',
+                "reference: the teacher's continuous features", 'length concat'):
+        assert cells[row][3] == 'not run'
+    assert cells['channel concat, m = 8'][-1].startswith('2.0 ± 0.1 (3)')
+    verdicts = {k: c[-1].rstrip(' |') for k, c in cells.items() if len(c) == 4}
+    assert verdicts['SGHC keeps the understanding of its SPC (VQA exact match)'] == \
+        '**reproduced**'
+    assert verdicts['joint texture training costs understanding (VQA exact match)'] == \
+        '**inconclusive**'  # one joint seed decides nothing
+    assert verdicts['SGHC keeps the understanding of its SPC (POPE accuracy)'] == '**not run**'
+    assert verdicts['SGHC reconstructs better than the SPC alone and than joint training'] == \
+        '**reproduced**'  # LPIPS: no run has rFID
+    assert 'lpips SGHC' in cells['SGHC reconstructs better than the SPC alone and than joint '
+                                 'training'][2]
+    assert verdicts['a larger sub-codebook reconstructs better'] == '**reproduced**'
+    assert verdicts['codebook usage falls as the sub-codebook grows'] == '**inconclusive**'
+    assert 'denominator alone' in cells['codebook usage falls as the sub-codebook grows'][2]
+    assert verdicts['channel concat beats length concat and texture-only'] == '**not run**'
+    # the wall time of the chain's steps, not of other chains
+    assert '| sghc_textured128.s0 | NVIDIA H100 | 2026-12-08 | 5.5 min | 4 |' in text
+    assert '| sghc_flat64 |' not in text
