@@ -63,7 +63,8 @@ def close(cell, value, digits):
 def test_report_holds_every_row_with_the_numbers_of_results_json(quick):
     results, text, _, _ = quick
     tables = md_tables(text)
-    t4 = tables['Tab. 4 (CPU, one run per row): semantic-encoder init, joint texture training, SGHC']
+    t4 = tables['Tab. 4 (CPU, one run per row): semantic-encoder init, joint texture '
+                'training, SGHC']
     t5 = tables['Tab. 5 (CPU, one run per row): fusion type and sub-codebook size']
     assert [r['row'] for r in t4[:-1]] == [row.label for row in ablate.TABLES['4']]
     assert t4[-1]['row'].startswith('reference') and t4[-1]['PSNR'] == '—'

@@ -11,6 +11,9 @@ and MLLM on held-out scenes and writes docs/shapes_reference.md.
     python tools/shapes_reference.py unpack DIR/*.tar
     python tools/shapes_reference.py report --chain baselines  # -> docs/baselines.md
 
+    python tools/shapes_reference.py train --chain ablations --only ROW.sSEED.recon ...
+    python tools/shapes_reference.py report --chain ablations  # -> docs/ablations.md
+
 Run it from the repository root, like tools/train.py. The chain's steps (``STEPS`` of
 unimm/apis/shapes_reference.py) are the tokenizer recipes, the preparation of the MLLM
 stages (the reference LLM made by tools/make_tiny_lm.py, the caption-image pairs
@@ -35,7 +38,15 @@ the reference chain) and its generation path a pixel VQ (pixel_vq_flat64 and its
 ``pack`` puts the chain's small results (stages.json, test JSONs, training logs) and the
 named exports into tar files under --out; ``unpack`` extracts them here, merging the
 recorded stages into the local stages.json. ``report --chain baselines`` writes the
-comparison table between the markers of docs/baselines.md."""
+comparison table between the markers of docs/baselines.md.
+
+The ablation chain (``--chain ablations``, docs/ablations.md) trains every Tab. 4 / Tab. 5
+row of the textured world and its LLaVA model once per training seed (steps
+``<recipe>.s<seed>``, seeds 0, 1, 2, each into work_dirs/<recipe>.s<seed>, each stage-2 row
+from its own seed's SPC, each LLaVA row on its own seed's tokenizer) and evaluates them as
+steps (``.recon``, ``.vqa``, ``.pope``); ``report --chain ablations`` writes the seeded
+tables and the verdicts of the paper's claims between the GPU markers of docs/ablations.md
+(the commands, call by call: that file's interpretation block)."""
 import argparse
 import os
 import sys
@@ -50,13 +61,14 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('command', choices=('train', 'evaluate', 'report', 'pack', 'unpack'))
     p.add_argument('files', nargs='*', help='unpack: the tar files of pack')
-    p.add_argument('--only', nargs='+', choices=sorted(STEPS),
+    p.add_argument('--only', nargs='+', choices=sorted(STEPS), metavar='STEP',
                    help='train: these steps (and the unfinished steps they need) only')
     p.add_argument('--chain', choices=sorted(CHAINS),
                    help='train / pack: the steps of this chain only; report: baselines '
-                        'writes the comparison into docs/baselines.md')
+                        'writes the comparison into docs/baselines.md, ablations the seeded '
+                        'tables into docs/ablations.md')
     p.add_argument('--out', help='pack: the folder the tar files go to')
-    p.add_argument('--exports', nargs='+', default=[], choices=sorted(STEPS),
+    p.add_argument('--exports', nargs='+', default=[], choices=sorted(STEPS), metavar='STEP',
                    help='pack: also these steps\' exports, one tar file each')
     p.add_argument('--parallel', type=int, default=4, help='steps run side by side')
     p.add_argument('--docs', default='docs')

@@ -1,11 +1,13 @@
 """The shapes-world reference chain behind tools/shapes_reference.py (what each command does:
 the tool's help): the chain's steps (``STEPS``: tokenizer recipes, the reference LLM, the
-pre-tokenised pairs, MLLM recipes and, for the baseline chain, evaluations; ``CHAINS``)
+pre-tokenised pairs, MLLM recipes and, for the baseline and ablation chains, evaluations;
+``CHAINS``)
 run in dependency order, several side by side, each through its tool in a subprocess
 (tools/train.py, tools/test.py, tools/make_tiny_lm.py, tools/pretokenize.py, run from the
 repository root); the reports score the exports on held-out scenes and write
-docs/shapes_reference.md or the comparison table of docs/baselines.md; ``pack`` /
-``unpack`` carry the results between machines. ``shapes_reference`` runs one command."""
+docs/shapes_reference.md, the comparison table of docs/baselines.md or the seeded ablation
+tables of docs/ablations.md; ``pack`` / ``unpack`` carry the results between machines.
+``shapes_reference`` runs one command."""
 import datetime
 import json
 import os
@@ -920,9 +922,10 @@ def shapes_reference(command, files=(), only=None, chain=None, out=None, exports
     """One command of tools/shapes_reference.py: 'train' (the steps of ``chain`` or all, only
     ``only`` and what they need, ``parallel`` side by side, ``cfg_options`` for every recipe),
     'evaluate' (the MLLMs' held-out tasks, printed), 'report' (docs/shapes_reference.md
-    under ``docs``, or with ``chain='baselines'`` the comparison in docs/baselines.md; rFID
-    if ``rfid``), 'pack' (``chain``'s results and ``exports`` into tar files under ``out``)
-    or 'unpack' (the tar ``files``)."""
+    under ``docs``, or with ``chain='baselines'`` the comparison in docs/baselines.md, with
+    ``chain='ablations'`` the seeded ablation section of docs/ablations.md; rFID if
+    ``rfid``), 'pack' (``chain``'s results and ``exports`` into tar files under ``out``) or
+    'unpack' (the tar ``files``)."""
     if command == 'train':
         train(only, parallel, cfg_options, chain)
     elif command == 'evaluate':
