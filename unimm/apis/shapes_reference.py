@@ -814,7 +814,7 @@ def ablation_section():
     state_file = os.path.join(STATE, 'stages.json')
     stages = json.load(open(state_file)) if os.path.exists(state_file) else {}
     tab4 = ablation_rows(ABLATION_TAB4, ('vqa', 'pope'))
-    tab5 = ablation_rows(((l, t, None) for l, t, _ in ABLATION_TAB5), ())
+    tab5 = ablation_rows([(label, tok, None) for label, tok, _ in ABLATION_TAB5], ())
     sub_codes = {label: seed_cell(subcodes_in_use(usage_row(m, tab5[label]['recon'])), 1)
                  if m else '—' for label, _, m in ABLATION_TAB5}
     head = ['row', 'tokenizer', 'LLaVA', 'seeds with results']
