@@ -174,7 +174,8 @@ def test_report_writes_the_comparison_between_the_markers_from_the_kept_results(
     for name, (psnr, ids) in scores.items():
         write_json(state / name / 'scores.json', {
             'psnr': psnr, 'ssim': 0.9, 'lpips': 0.05, 'attribute_accuracy': 0.875,
-            'usage_global': 0.25, 'geneval_ceiling': 0.7, 'vocab_size': ids})
+            'usage_global': 0.25, 'distinct_ids': 3072, 'id_entropy': 4.5,
+            'position_entropy': 2.25, 'geneval_ceiling': 0.7, 'vocab_size': ids})
     for name, acc in (('llava_sghc_flat64', 0.606), ('llava_teacher_flat64', 0.68),
                       ('llava_pixel_vq_flat64', 0.512), ('llava_joint_flat64', 0.633)):
         write_json(state / name / 'test_vqa.json', vqa(acc))
@@ -182,6 +183,10 @@ def test_report_writes_the_comparison_between_the_markers_from_the_kept_results(
                                                                   0.02)):
         for task, value in zip(chain.GENEVAL_TASKS, (overall, floor, 0.8)):
             write_json(state / name / f'test_{task}.json', {'overall': value})
+    log = tmp_path / 'work_dirs' / 't2i_flat64' / 'log.jsonl'  # its training log
+    log.parent.mkdir(parents=True)
+    log.write_text(''.join(json.dumps({'step': step, 'loss': 2.0 if step < 1000 else 1.25})
+                           + '\n' for step in range(100, 1001, 100)))
     write_json(state / 'ground_truth_flat64.json',
                {'attribute_accuracy': 1.0, 'geneval_ceiling': 0.99})
     write_json(state / 'stages.json', {
@@ -201,16 +206,18 @@ def test_report_writes_the_comparison_between_the_markers_from_the_kept_results(
     rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in text.splitlines()
             if line.startswith('| ') and ' | ' in line}
     assert rows['SemHiTok (SGHC)'][1:3] == ['12,288', '26.73']
-    assert rows['SemHiTok (SGHC)'][-2:] == ['0.606', '0.250 |']
-    assert rows['SPC only'][1:3] == ['1,024', '25.44'] and rows['SPC only'][-2:] == ['–', '– |']
+    assert rows['SemHiTok (SGHC)'][7:10] == ['3,072', '4.500', '2.250']
+    assert rows['SemHiTok (SGHC)'][-3:] == ['0.606', '0.250', '1.250 |']  # loss: last 10 %
+    assert rows['SPC only'][1:3] == ['1,024', '25.44'] and rows['SPC only'][-3:] == ['–'] * 2 + [
+        '– |']
     assert rows['pixel VQ (LlamaGen)'][2] == '31.25'
-    assert rows['pixel VQ (LlamaGen)'][-2:] == ['0.512', '0.125 |']
+    assert rows['pixel VQ (LlamaGen)'][-3:] == ['0.512', '0.125', '– |']
     janus = rows['dual encoder (Janus)']
-    assert janus[2] == '31.25' and janus[-2:] == ['0.680', '0.125 |']
-    assert rows['joint (VILA-U / MUSE-VL)'][-2:] == ['0.633', '– |']
+    assert janus[2] == '31.25' and janus[-3:] == ['0.680', '0.125', '– |']
+    assert rows['joint (VILA-U / MUSE-VL)'][-3:] == ['0.633', '–', '– |']
     assert set(rows['dual codebook (TokenFlow)'][1:]) == {'–', '– |'}
-    assert rows['blind / random tokens'][-2:] == ['0.437', '0.020 |']
-    assert rows['real images'][5] == '1.000' and rows['real images'][7] == '0.990'
+    assert rows['blind / random tokens'][-3:] == ['0.437', '0.020', '– |']
+    assert rows['real images'][5] == '1.000' and rows['real images'][10] == '0.990'
     assert rows['pixel_vq_flat64'][1:] == ['H100', '2026-12-08', '5.0 min', '3 |']
     assert 'sghc_flat64' in rows
     chain.shapes_reference('report', chain='baselines', docs=str(docs))
