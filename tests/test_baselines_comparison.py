@@ -142,6 +142,28 @@ def test_pack_then_unpack_brings_results_and_exports_and_merges_the_stages(
     assert not (here / 'work_dirs' / 'joint_flat64' / 'checkpoints').exists()
 
 
+def test_a_large_export_travels_in_parts_and_comes_back_whole(tmp_path, monkeypatch):
+    """The GPU machine returns files of at most 16 MiB: a larger tar is split into parts,
+    and unpack joins them (in order) before extracting."""
+    gpu, here = tmp_path / 'gpu', tmp_path / 'here'
+    export = gpu / 'work_dirs' / 'joint_flat64' / 'export'
+    export.mkdir(parents=True)
+    (export / 'config.json').write_text('{"type": "JointTokenizer"}')
+    weights = os.urandom(50_000)
+    (export / 'model.safetensors').write_bytes(weights)
+    monkeypatch.chdir(gpu)
+    chain.pack(str(tmp_path / 'out'), 'baselines', ['joint_flat64'], part_bytes=16_384)
+    parts = sorted(p for p in os.listdir(tmp_path / 'out') if p.startswith('joint_flat64'))
+    assert parts == [f'joint_flat64.tar.part{i:03d}' for i in range(len(parts))]
+    assert len(parts) >= 4 and all(os.path.getsize(tmp_path / 'out' / p) <= 16_384
+                                   for p in parts)
+    here.mkdir()
+    monkeypatch.chdir(here)
+    chain.unpack([str(tmp_path / 'out' / p) for p in reversed(parts)])  # any order given
+    assert (here / 'work_dirs' / 'joint_flat64' / 'export' / 'model.safetensors'
+            ).read_bytes() == weights
+
+
 def test_unpack_refuses_a_path_outside_the_repository(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'evil').write_text('x')

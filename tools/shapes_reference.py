@@ -8,7 +8,7 @@ and MLLM on held-out scenes and writes docs/shapes_reference.md.
 
     python tools/shapes_reference.py train --chain baselines   # the baseline comparison
     python tools/shapes_reference.py pack --out DIR [--exports NAME ...]   # GPU -> here
-    python tools/shapes_reference.py unpack DIR/*.tar
+    python tools/shapes_reference.py unpack DIR/*.tar*
     python tools/shapes_reference.py report --chain baselines  # -> docs/baselines.md
 
     python tools/shapes_reference.py train --chain ablations --only ROW.sSEED.recon ...

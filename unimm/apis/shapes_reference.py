@@ -898,10 +898,46 @@ def report_ablations(docs):
     print('\n'.join(lines))
 
 
-def pack(out, chain, exports):
+# the lent GPU machine sends back files of at most 16 MiB: larger tars go in parts
+PART_BYTES = 15 * 2 ** 20
+
+
+def split_file(path, part_bytes=PART_BYTES):
+    """``path`` as PATH.part000, PATH.part001, ... of at most ``part_bytes`` each (removed
+    and replaced) when it is larger; ``unpack`` joins them."""
+    if os.path.getsize(path) <= part_bytes:
+        return
+    with open(path, 'rb') as src:
+        for i, chunk in enumerate(iter(partial(src.read, part_bytes), b'')):
+            with open(f'{path}.part{i:03d}', 'wb') as dst:
+                dst.write(chunk)
+    os.remove(path)
+
+
+def joined_parts(files, folder):
+    """``files`` with each run of X.partNNN replaced by X joined in ``folder``."""
+    whole, parts = [], {}
+    for path in files:
+        stem, _, index = path.rpartition('.part')
+        if stem and index.isdigit():
+            parts.setdefault(stem, []).append(path)
+        else:
+            whole.append(path)
+    for stem, pieces in parts.items():
+        joined = os.path.join(folder, os.path.basename(stem))
+        with open(joined, 'wb') as dst:
+            for piece in sorted(pieces):
+                with open(piece, 'rb') as src:
+                    shutil.copyfileobj(src, dst)
+        whole.append(joined)
+    return whole
+
+
+def pack(out, chain, exports, part_bytes=PART_BYTES):
     """results.tar under ``out``: stages.json and, for every step of ``chain``, its kept
     results (test JSONs, scores) and logs; NAME.tar: work_dirs/NAME/export for each of
-    ``exports`` that exists (the files a GPU machine sends back: small, a few of them)."""
+    ``exports`` that exists (the files a GPU machine sends back: small, a few of them; a
+    tar over ``part_bytes`` is split into parts)."""
     import glob
     import tarfile
     os.makedirs(out, exist_ok=True)
@@ -922,30 +958,39 @@ def pack(out, chain, exports):
             continue
         with tarfile.open(os.path.join(out, f'{name}.tar'), 'w') as tar:
             tar.add(export_of(name))
+        split_file(os.path.join(out, f'{name}.tar'), part_bytes)
 
 
 def unpack(files):
-    """Extracts ``pack``'s tar files here; the stages recorded in a packed stages.json are
-    merged into the local one (a step recorded in both: the packed record)."""
-    import tarfile
+    """Extracts ``pack``'s tar files (split ones from their parts) here; the stages recorded
+    in a packed stages.json are merged into the local one (a step recorded in both: the
+    packed record)."""
+    import tempfile
     state_file = os.path.join(STATE, 'stages.json')
-    for path in files:
-        with tarfile.open(path) as tar:
-            members = tar.getmembers()
-            for m in members:
-                if os.path.isabs(m.name) or '..' in m.name.split('/') or not (
-                        m.isfile() or m.isdir()):
-                    raise ValueError(f'{path}: {m.name} is not a plain path under the '
-                                     'repository')
-            incoming = [m for m in members if os.path.normpath(m.name) == state_file]
-            tar.extractall(members=[m for m in members if m not in incoming])
-            if incoming:
-                stages = recorded_stages()
-                stages.update(json.load(tar.extractfile(incoming[0])))
-                os.makedirs(STATE, exist_ok=True)
-                with open(state_file, 'w') as f:
-                    json.dump(stages, f, indent=1)
-        print(f'unpacked {path}')
+    with tempfile.TemporaryDirectory() as folder:
+        for path in joined_parts(files, folder):
+            unpack_tar(path, state_file)
+
+
+def unpack_tar(path, state_file):
+    """Extracts one tar of ``pack``, merging a packed stages.json into ``state_file``."""
+    import tarfile
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+        for m in members:
+            if os.path.isabs(m.name) or '..' in m.name.split('/') or not (
+                    m.isfile() or m.isdir()):
+                raise ValueError(f'{path}: {m.name} is not a plain path under the '
+                                 'repository')
+        incoming = [m for m in members if os.path.normpath(m.name) == state_file]
+        tar.extractall(members=[m for m in members if m not in incoming])
+        if incoming:
+            stages = recorded_stages()
+            stages.update(json.load(tar.extractfile(incoming[0])))
+            os.makedirs(STATE, exist_ok=True)
+            with open(state_file, 'w') as f:
+                json.dump(stages, f, indent=1)
+    print(f'unpacked {path}')
 
 
 def shapes_reference(command, files=(), only=None, chain=None, out=None, exports=(),
