@@ -180,6 +180,19 @@ def test_each_ablation_seed_trains_from_its_own_seeds_exports(monkeypatch):
             assert f'model.init_from=work_dirs/{chain.seeded(spc, seed)}/export' in step.options
             assert set(chain.STEPS[f'{chain.seeded(name, seed)}.recon'].needs) == {
                 chain.seeded(name, seed)}
+            # the semantic-id check of a SemHiTok row: the row and its own seed's SPC
+            ids = chain.STEPS.get(f'{chain.seeded(name, seed)}.ids')
+            assert (ids is not None) == (name != 'joint_from_spc_textured128'), name
+            if ids:
+                assert set(ids.needs) == {chain.seeded(name, seed), chain.seeded(spc, seed)}
+                assert ids.output == chain.result_path(chain.seeded(name, seed), 'ids')
+        # the probe of each Tab. 4 tokenizer row, on its own seed's export
+        for _, tokenizer, _ in chain.ABLATION_TAB4:
+            if tokenizer:
+                probe = chain.STEPS[f'{chain.seeded(tokenizer, seed)}.probe']
+                assert probe.needs == (chain.seeded(tokenizer, seed),)
+                assert probe.output == chain.result_path(chain.seeded(tokenizer, seed), 'probe')
+                assert f'{chain.seeded(tokenizer, seed)}.probe' in chain.CHAINS['ablations']
         for name, tokenizer in chain.LLAVA.items():
             step = chain.STEPS[chain.seeded(name, seed)]
             assert set(step.needs) == {chain.seeded(tokenizer, seed), 'reference_llama'}
@@ -207,6 +220,43 @@ def test_each_ablation_seed_trains_from_its_own_seeds_exports(monkeypatch):
     assert test[test.index('--cfg-options') + 1:][:3] == [
         'randomness.seed=2', 'model.init_from=work_dirs/spc_textured128.s2/export',
         f'test_cfg.recon.dataset.length={chain.RECON_IMAGES}']
+
+
+def test_probe_and_ids_steps_measure_their_own_seeds_exports_and_keep_a_json(
+        tmp_path, monkeypatch):
+    """The .probe step runs ablate.run_probe on the row's TokenizerFeatures with ablate's
+    probe settings on textured scenes; the .ids step compares the row's export with its
+    own seed's SPC on held-out textured images; each keeps its result where the report
+    (and pack) read it."""
+    import torch
+    import unimm.apis.ablate as ablate
+    import unimm.models.base as base
+    import unimm.models.mllm.features as features
+    monkeypatch.chdir(tmp_path)
+    probed, exports = [], []
+    monkeypatch.setattr(features, 'TokenizerFeatures',
+                        lambda export: exports.append(export) or torch.nn.Identity())
+    monkeypatch.setattr(ablate, 'run_probe', lambda vision, cfg: probed.append(cfg) or dict(
+        accuracy=0.5))
+    chain.STEPS['sghc_textured128.s1.probe'].run([])
+    with open(chain.result_path('sghc_textured128.s1', 'probe')) as f:
+        kept = json.load(f)
+    assert exports == [chain.export_of('sghc_textured128.s1')]
+    assert kept['accuracy'] == 0.5 and kept['settings'] == probed[0] == chain.probe_settings()
+    assert probed[0]['train']['texture'] and probed[0]['test']['resolution'] == 128
+    assert probed[0]['hidden'] == ablate.settings(quick=False)['probe']['hidden']
+    loaded, compared = [], []
+    monkeypatch.setattr(base.PretrainedMixin, 'from_pretrained',
+                        lambda path: loaded.append(path) or torch.nn.Identity())
+    monkeypatch.setattr(chain, 'held_out_images', lambda world, n: torch.zeros(n, 3, 2, 2))
+    monkeypatch.setattr(chain, 'semantic_ids_identical',
+                        lambda model, spc, images: compared.append(len(images)) or 1.0)
+    chain.STEPS['sghc_m8_textured128.s2.ids'].run([])
+    assert loaded == [chain.export_of('sghc_m8_textured128.s2'),
+                      chain.export_of('spc_textured128.s2')]
+    assert compared == [chain.IDS_IMAGES]
+    with open(chain.result_path('sghc_m8_textured128.s2', 'ids')) as f:
+        assert json.load(f)['semantic_ids_identical'] == 1.0
 
 
 def write_seed_results(name, task, rows):
@@ -238,6 +288,12 @@ def test_ablation_report_groups_seeds_into_rows_and_judges_each_claim(tmp_path, 
     write_seed_results('llava_sghc_textured128', 'vqa', vqa(0.80))
     write_seed_results('llava_spc_textured128', 'vqa', vqa(0.79))
     write_seed_results('llava_joint_from_spc_textured128', 'vqa', vqa(0.79)[:1])  # one seed
+    # the probe: SGHC well below its SPC; semantic ids: SGHC's kept, m = 8's changed at a seed
+    write_seed_results('sghc_textured128', 'probe', vqa(0.60))
+    write_seed_results('spc_only_decoder_textured128', 'probe', vqa(0.70))
+    write_seed_results('sghc_textured128', 'ids', [dict(semantic_ids_identical=1.0)] * 3)
+    write_seed_results('sghc_m8_textured128', 'ids', [dict(semantic_ids_identical=v)
+                                                      for v in (1.0, 0.9975, 1.0)])
     os.makedirs(chain.STATE, exist_ok=True)
     with open(os.path.join(chain.STATE, 'stages.json'), 'w') as f:
         json.dump({'sghc_textured128.s0': dict(wall_s=330.0, device='NVIDIA H100',
@@ -253,10 +309,17 @@ def test_ablation_report_groups_seeds_into_rows_and_judges_each_claim(tmp_path, 
     assert text.startswith(cpu) and text.endswith(hand) and '\nold\n' not in text
     cells = {line.split(' | ')[0][2:]: line.split(' | ') for line in text.splitlines()
              if line.startswith('| ')}
-    assert cells['+ SGHC (SemHiTok)'][3:7] == ['recon 3, vqa 3', '20.00 ± 1.00 (3)',
-                                                '0.800 ± 0.000 (3)', '0.100 ± 0.010 (3)']
+    assert cells['+ SGHC (SemHiTok)'][3:7] == ['recon 3, probe 3, ids 3, vqa 3',
+                                                '20.00 ± 1.00 (3)', '0.800 ± 0.000 (3)',
+                                                '0.100 ± 0.010 (3)']
     assert cells['+ SGHC (SemHiTok)'][11] == '0.800 ± 0.010 (3)'  # VQA
     assert cells['+ SGHC (SemHiTok)'][12] == '—'  # no POPE results
+    assert cells['+ SGHC (SemHiTok)'][14:16] == ['0.600 ± 0.010 (3)', 'identical (3) |']
+    assert cells['SPC, teacher init'][14:16] == ['0.700 ± 0.010 (3)', '— |']  # ids not run
+    assert cells['+ joint texture training from the SPC (MUSE-VL)'][14:16] == ['—', 'n/a |']
+    assert cells["reference: the teacher's continuous features"][15] == 'n/a |'
+    assert cells['channel concat, m = 8'][-2] == 'differs (3; lowest share 0.9975)'
+    assert cells['channel concat, m = 12'][-2] == 'identical (3)'
     for row in ('SPC, random-init encoder (distilled from the teacher)',
                 "reference: the teacher's continuous features", 'length concat'):
         assert cells[row][3] == 'not run'
@@ -267,6 +330,8 @@ def test_ablation_report_groups_seeds_into_rows_and_judges_each_claim(tmp_path, 
     assert verdicts['joint texture training costs understanding (VQA exact match)'] == \
         '**inconclusive**'  # one joint seed decides nothing
     assert verdicts['SGHC keeps the understanding of its SPC (POPE accuracy)'] == '**not run**'
+    assert verdicts['SGHC keeps the understanding of its SPC (probe accuracy)'] == \
+        '**not reproduced**'
     assert verdicts['SGHC reconstructs better than the SPC alone and than joint training'] == \
         '**reproduced**'  # LPIPS: no run has rFID
     assert 'lpips SGHC' in cells['SGHC reconstructs better than the SPC alone and than joint '

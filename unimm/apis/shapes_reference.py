@@ -174,6 +174,67 @@ def evaluation(name, task, options=()):
                 result_path(name, task))
 
 
+def keep_result(name, task, measure, options):
+    """``measure(name)``, an evaluation of step ``name``'s export run in this process (the
+    chain's cfg ``options`` configure recipes and do not apply), kept as
+    work_dirs/shapes_reference/<name>/test_<task>.json (renamed into place once written)."""
+    result = measure(name)
+    path = result_path(name, task)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + '.tmp', path)
+
+
+def measurement(name, task, measure, *needs):
+    """The step that keeps ``measure(name)`` as step ``name``'s results of ``task``; it
+    needs ``name`` and the steps ``needs``; done once its results are kept."""
+    return Step((name, *needs), partial(keep_result, name, task, measure),
+                result_path(name, task))
+
+
+def torch_device():
+    import torch
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def held_out_images(world, n):
+    """Held-out scenes 100000.. of ``world`` (a WORLDS entry) as one [n, 3, H, W] batch."""
+    import torch
+    from unimm.datasets.shapes_datasets import ShapesCaptionDataset
+    held_out = ShapesCaptionDataset(seed=0, start=100000, length=n, **world)
+    return torch.stack([held_out[i]['image'] for i in range(n)])
+
+
+def probe_settings():
+    """The ablation tool's probe (unimm/apis/ablate.py, full mode) on the textured world."""
+    from unimm.apis.ablate import settings
+    probe = settings(quick=False)['probe']
+    return dict(probe, **{part: dict(probe[part], **WORLDS['textured128'])
+                          for part in ('train', 'test')})
+
+
+def probe_tokenizer(name):
+    """The shapes probe (ablate.run_probe) on the ``TokenizerFeatures`` of step ``name``'s
+    export, with the settings it ran with."""
+    from unimm.apis.ablate import run_probe
+    from unimm.models.mllm.features import TokenizerFeatures
+    probe = probe_settings()
+    return dict(run_probe(TokenizerFeatures(export_of(name)).to(torch_device()), probe),
+                settings=probe)
+
+
+def ids_against_spc(spc, name):
+    """The share of patches of IDS_IMAGES held-out textured scenes whose semantic id in
+    step ``name``'s export equals the id of the SPC export of step ``spc``."""
+    from unimm.models.base import PretrainedMixin
+    model, spc_model = (PretrainedMixin.from_pretrained(export_of(n)).eval().to(torch_device())
+                        for n in (name, spc))
+    images = held_out_images(WORLDS['textured128'], IDS_IMAGES).to(torch_device())
+    return {'semantic_ids_identical': semantic_ids_identical(model, spc_model, images),
+            'num_images': IDS_IMAGES, 'spc': spc}
+
+
 def baseline_steps(kind):
     """Tokenizer, pre-tokenised pairs, LLaVA and t2i model (and their evaluations) of one
     baseline tokenizer ``kind``."""
@@ -213,6 +274,28 @@ LLAVA = {f'llava_{t}': t for t in ('spc_random_textured128', 'spc_textured128',
 # the continuous-feature reference (no tokenizer to repeat): its first seed only
 LLAVA_REFERENCE = 'llava_teacher_textured128'
 RECON_IMAGES = 2000  # held-out scenes of each tokenizer's reconstruction test
+IDS_IMAGES = 256  # held-out scenes of each semantic-id check
+# stage-2 rows whose semantic ids must stay their SPC's (SemHiTok: every stage-2 row but
+# the joint tokenizer, whose encoder trains)
+SEMANTIC_FROM_SPC = tuple(n for n in STAGE2 if n != 'joint_from_spc_textured128')
+
+# The rows of the ablation report (docs/ablations.md, between ablate.GPU_MARKERS): Tab. 4 rows as
+# (label, tokenizer row, LLaVA row), Tab. 5 rows as (label, tokenizer row, m)
+ABLATION_TAB4 = (
+    ('SPC, random-init encoder (distilled from the teacher)',
+     'spc_random_only_decoder_textured128', 'llava_spc_random_textured128'),
+    ('SPC, teacher init', 'spc_only_decoder_textured128', 'llava_spc_textured128'),
+    ('+ joint texture training from the SPC (MUSE-VL)', 'joint_from_spc_textured128',
+     'llava_joint_from_spc_textured128'),
+    ('+ SGHC (SemHiTok)', 'sghc_textured128', 'llava_sghc_textured128'),
+    ("reference: the teacher's continuous features", None, LLAVA_REFERENCE))
+ABLATION_TAB5 = (
+    ('texture only (w/o sem)', 'sghc_texture_textured128', 12),
+    ('semantic only (no texture branch)', 'spc_only_decoder_textured128', None),
+    ('length concat', 'sghc_length_textured128', 12),
+    ('channel concat, m = 8', 'sghc_m8_textured128', 8),
+    ('channel concat, m = 12', 'sghc_textured128', 12),
+    ('channel concat, m = 16', 'sghc_m16_textured128', 16))
 
 
 def seeded(name, seed):
@@ -250,11 +333,19 @@ def ablation_steps(seed):
             seeded(LLAVA_REFERENCE, seed), 'teacher_textured128', 'reference_llama',
             source=f'ablations/{LLAVA_REFERENCE}', options=[seed_option])
     recon = recon_options()
+    probed = {tokenizer for _, tokenizer, _ in ABLATION_TAB4 if tokenizer}
     for name in list(steps):
+        row = name.split('.')[0]
         if name.startswith('llava_'):
             steps.update({f'{name}.{task}': evaluation(name, task) for task in ('vqa', 'pope')})
-        elif name.split('.')[0] in STAGE2:
+        elif row in STAGE2:
             steps[f'{name}.recon'] = evaluation(name, 'recon', recon)
+            if row in probed:
+                steps[f'{name}.probe'] = measurement(name, 'probe', probe_tokenizer)
+            if row in SEMANTIC_FROM_SPC:
+                spc = seeded(STAGE2[row][1], seed)
+                steps[f'{name}.ids'] = measurement(name, 'ids', partial(ids_against_spc, spc),
+                                                   spc)
     return steps
 
 
@@ -382,7 +473,6 @@ def geneval_ceiling(tokenizer, world, n_per_tag=20, n_samples=4):
 def score_tokenizer(name, docs_images, rfid):
     """Held-out reconstruction metrics of one tokenizer export, its grid copied to docs."""
     import shutil
-    import torch
     from unimm.engine.config import load_config
     from unimm.models.base import PretrainedMixin
     from unimm.registry import METRICS
@@ -394,9 +484,7 @@ def score_tokenizer(name, docs_images, rfid):
     shutil.copy(result.pop('grid'), os.path.join(docs_images, f'shapes_reference_{name}.png'))
     result['vocab_size'] = model.vocab_size
     world = WORLDS[name.rsplit('_', 1)[1]]
-    from unimm.datasets.shapes_datasets import ShapesCaptionDataset
-    held_out = ShapesCaptionDataset(seed=0, start=100000, length=64, **world)
-    images = torch.stack([held_out[i]['image'] for i in range(len(held_out))])
+    images = held_out_images(world, 64)
     if type(model).__name__ == 'SemHiTok':  # against its stage-1 export
         spc = PretrainedMixin.from_pretrained(export_of(STEPS[name].needs[0])).eval()
         result['semantic_ids_identical'] = semantic_ids_identical(model, spc, images)
@@ -702,23 +790,6 @@ def report_baselines(docs, rfid):
     print('\n'.join(lines))
 
 
-# The ablation report (docs/ablations.md, between ablate.GPU_MARKERS): Tab. 4 rows as
-# (label, tokenizer row, LLaVA row), Tab. 5 rows as (label, tokenizer row, m)
-ABLATION_TAB4 = (
-    ('SPC, random-init encoder (distilled from the teacher)',
-     'spc_random_only_decoder_textured128', 'llava_spc_random_textured128'),
-    ('SPC, teacher init', 'spc_only_decoder_textured128', 'llava_spc_textured128'),
-    ('+ joint texture training from the SPC (MUSE-VL)', 'joint_from_spc_textured128',
-     'llava_joint_from_spc_textured128'),
-    ('+ SGHC (SemHiTok)', 'sghc_textured128', 'llava_sghc_textured128'),
-    ("reference: the teacher's continuous features", None, LLAVA_REFERENCE))
-ABLATION_TAB5 = (
-    ('texture only (w/o sem)', 'sghc_texture_textured128', 12),
-    ('semantic only (no texture branch)', 'spc_only_decoder_textured128', None),
-    ('length concat', 'sghc_length_textured128', 12),
-    ('channel concat, m = 8', 'sghc_m8_textured128', 8),
-    ('channel concat, m = 12', 'sghc_textured128', 12),
-    ('channel concat, m = 16', 'sghc_m16_textured128', 16))
 # (column, task, result key, digits, scale) of the tables
 RECON_COLUMNS = (('PSNR', 'recon', 'psnr', 2, 1), ('SSIM', 'recon', 'ssim', 3, 1),
                  ('LPIPS', 'recon', 'lpips', 3, 1), ('rFID', 'recon', 'rfid', 2, 1),
@@ -727,7 +798,7 @@ TAB4_COLUMNS = RECON_COLUMNS + (
     ('attr. acc.', 'recon', 'attribute_accuracy', 3, 1),
     ('pattern acc.', 'recon', 'pattern_accuracy', 3, 1),
     ('VQA exact match', 'vqa', 'accuracy', 3, 1), ('POPE acc.', 'pope', 'accuracy', 3, 1),
-    ('POPE F1', 'pope', 'f1', 3, 1))
+    ('POPE F1', 'pope', 'f1', 3, 1), ('probe acc.', 'probe', 'accuracy', 3, 1))
 TAB5_COLUMNS = RECON_COLUMNS + (('usage (global, %)', 'recon', 'usage_global', 1, 100),
                                 ('usage (semantic, %)', 'recon', 'usage_semantic', 1, 100))
 
@@ -744,12 +815,13 @@ def seed_values(runs, key, scale=1):
     return [scale * r[key] for r in runs if r.get(key) is not None]
 
 
-def ablation_rows(rows, tasks):
+def ablation_rows(rows, tokenizer_tasks, tasks):
     """{label: {task: seed_results}} of the rows ((label, tokenizer, LLaVA / m) tuples);
-    the tokenizer's task 'recon', the LLaVA row's ``tasks``."""
+    the tokenizer's ``tokenizer_tasks``, the LLaVA row's ``tasks``."""
     out = {}
     for label, tokenizer, other in rows:
-        runs = {'recon': seed_results(tokenizer, 'recon') if tokenizer else []}
+        runs = {task: seed_results(tokenizer, task) if tokenizer else []
+                for task in tokenizer_tasks}
         for task in tasks:
             runs[task] = seed_results(other, task)
         out[label] = runs
@@ -766,6 +838,20 @@ def row_cells(runs, columns):
     """``seed_cell`` per column of ``columns`` for one row's ``runs`` {task: results}."""
     return [seed_cell(seed_values(runs.get(task, []), key, scale), digits)
             for _, task, key, digits, scale in columns]
+
+
+def ids_cell(tokenizer, runs):
+    """Whether stage 2 left the row's semantic ids as its SPC's, over the seeds checked
+    (``runs``: the row's 'ids' results): 'identical', 'differs' (with the lowest share of
+    equal ids), '—' before any check, 'n/a' for a row not built on an SPC's ids."""
+    if tokenizer not in SEMANTIC_FROM_SPC:
+        return 'n/a'
+    shares = seed_values(runs, 'semantic_ids_identical')
+    if not shares:
+        return '—'
+    if min(shares) == 1:
+        return f'identical ({len(shares)})'
+    return f'differs ({len(shares)}; lowest share {min(shares):.4f})'
 
 
 def usage_row(m, runs):
@@ -797,7 +883,8 @@ def ablation_claims(tab4, tab5):
     joint = tab4['+ joint texture training from the SPC (MUSE-VL)']
     rnd = tab4['SPC, random-init encoder (distilled from the teacher)']
     out = []
-    for task, name in (('vqa', 'VQA exact match'), ('pope', 'POPE accuracy')):
+    for task, name in (('vqa', 'VQA exact match'), ('pope', 'POPE accuracy'),
+                       ('probe', 'probe accuracy')):
         get = lambda row: seed_values(row[task], 'accuracy')  # noqa: E731
         out += [
             ablation_claim(f'SGHC keeps the understanding of its SPC ({name})', PAPER['kept'],
@@ -848,8 +935,9 @@ def ablation_section():
     from unimm.apis.ablate import GPU_MARKERS, md_table
     from unimm.apis.verdicts import K_SE, subcodes_in_use
     stages = recorded_stages()
-    tab4 = ablation_rows(ABLATION_TAB4, ('vqa', 'pope'))
-    tab5 = ablation_rows([(label, tok, None) for label, tok, _ in ABLATION_TAB5], ())
+    tab4 = ablation_rows(ABLATION_TAB4, ('recon', 'probe', 'ids'), ('vqa', 'pope'))
+    tab5 = ablation_rows([(label, tok, None) for label, tok, _ in ABLATION_TAB5],
+                         ('recon', 'ids'), ())
     sub_codes = {label: seed_cell(subcodes_in_use(usage_row(m, tab5[label]['recon'])), 1)
                  if m else '—' for label, _, m in ABLATION_TAB5}
     head = ['row', 'tokenizer', 'LLaVA', 'seeds with results']
@@ -861,18 +949,24 @@ def ablation_section():
              f'{", ".join(map(str, SEEDS))}; each stage-2 row starts from its own seed\'s SPC, '
              "each LLaVA row reads its own seed's tokenizer). Cells: mean ± sd (seeds). "
              f'Reconstruction: {RECON_IMAGES} held-out scenes (100000..); VQA / POPE: the '
-             'LLaVA recipes of registry_configs/shapes/ablations/ on held-out textured scenes. '
-             '"not run": no results yet.', '',
+             'LLaVA recipes of registry_configs/shapes/ablations/ on held-out textured scenes; '
+             "probe: tools/ablate.py's shapes probe (mean exact-answer accuracy over count, "
+             "colours, kinds and colour-kind pairs) on the tokenizer's LLM features of "
+             f'textured scenes; semantic ids: the row\'s semantic ids against its own seed\'s '
+             f'SPC\'s on {IDS_IMAGES} held-out scenes ("identical" at every seed checked, '
+             '"n/a": a row not built on an SPC\'s ids). "not run": no results yet.', '',
              '### Tab. 4: semantic-encoder init, joint texture training, SGHC', '',
-             md_table(head + [c[0] for c in TAB4_COLUMNS],
+             md_table(head + [c[0] for c in TAB4_COLUMNS] + ['semantic ids vs own SPC'],
                       [(label, f'`{tok or "—"}`', f'`{llava}`', seeds_run(tab4[label]),
-                       *row_cells(tab4[label], TAB4_COLUMNS))
+                       *row_cells(tab4[label], TAB4_COLUMNS), ids_cell(tok, tab4[label]['ids']))
                        for label, tok, llava in ABLATION_TAB4]), '',
              '### Tab. 5: fusion type and sub-codebook size', '',
              md_table(['row', 'tokenizer', 'm', 'seeds with results',
-                       *(c[0] for c in TAB5_COLUMNS), 'sub-codes in use per used semantic code'],
+                       *(c[0] for c in TAB5_COLUMNS), 'semantic ids vs own SPC',
+                       'sub-codes in use per used semantic code'],
                       [(label, f'`{tok}`', m or '—', seeds_run(tab5[label]),
-                        *row_cells(tab5[label], TAB5_COLUMNS), sub_codes[label])
+                        *row_cells(tab5[label], TAB5_COLUMNS), ids_cell(tok, tab5[label]['ids']),
+                        sub_codes[label])
                        for label, tok, m in ABLATION_TAB5]), '',
              '### The paper\'s claims, judged on the seeds', '',
              f'Computed by `unimm/apis/verdicts.py`: two rows differ when their seed means differ '
