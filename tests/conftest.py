@@ -142,3 +142,18 @@ def tiny_generator(tmp_path_factory):
                                  num_image_tokens=num_image_tokens,
                                  visual_head=dict(type=head))).eval()
     return build
+
+
+@pytest.fixture
+def chain_folder(tmp_path, monkeypatch):
+    """A folder to run the shapes-reference chain in on the CPU: the recipes linked in, no
+    launcher variables, DeepSpeed on the CPU, a one-layer reference LLM."""
+    import unimm.apis.shapes_reference as chain
+    os.symlink(os.path.join(ROOT, 'registry_configs'), tmp_path / 'registry_configs')
+    monkeypatch.chdir(tmp_path)
+    for var in LAUNCHER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('DS_ACCELERATOR', 'cpu')
+    monkeypatch.setattr(chain, 'LM_SIZE', ['--vocab-size', '300', '--hidden-size', '32',
+                                           '--layers', '1', '--heads', '2'])
+    return tmp_path

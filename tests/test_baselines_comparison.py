@@ -12,7 +12,7 @@ import tarfile
 import pytest
 
 import unimm.apis.shapes_reference as chain
-from tests.conftest import LAUNCHER_VARS, ROOT
+from tests.conftest import ROOT
 
 
 def shapes_config(name):
@@ -263,19 +263,13 @@ TINY = ['train_cfg.max_steps=2', 'train_cfg.log_interval=1', 'train_dataloader.b
         # the evaluations (tools/test.py reads the same options; training ignores test_cfg)
         'test_cfg.vqa.max_questions=8', 'test_cfg.vqa.dataset.length=4',
         *(f'test_cfg.{t}.{k}=1' for t in chain.GENEVAL_TASKS for k in ('n_per_tag', 'n_samples'))]
-TINY_LM = ['--vocab-size', '300', '--hidden-size', '32', '--layers', '1', '--heads', '2']
 
 
 @pytest.mark.slow
-def test_the_baseline_chain_runs_end_to_end_on_the_cpu(tmp_path, monkeypatch, capsys):
+def test_the_baseline_chain_runs_end_to_end_on_the_cpu(chain_folder, tmp_path, monkeypatch,
+                                                       capsys):
     """The pixel-VQ baseline at tiny sizes: tokenizer, reference LLM, pre-tokenised pairs,
     LLaVA and t2i models and their evaluations; pack, unpack elsewhere, report."""
-    os.symlink(os.path.join(ROOT, 'registry_configs'), tmp_path / 'registry_configs')
-    monkeypatch.chdir(tmp_path)
-    for var in LAUNCHER_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv('DS_ACCELERATOR', 'cpu')
-    monkeypatch.setattr(chain, 'LM_SIZE', TINY_LM)
     evaluations = ['llava_pixel_vq_flat64.vqa',
                    *(f't2i_pixel_vq_flat64.{t}' for t in chain.GENEVAL_TASKS)]
     chain.shapes_reference('train', chain='baselines', only=evaluations, parallel=2,

@@ -8,11 +8,10 @@ import os
 import pytest
 
 import unimm.apis.shapes_reference as chain
-from tests.conftest import LAUNCHER_VARS, ROOT
+from tests.conftest import ROOT
 
 TINY = ['train_cfg.max_steps=2', 'train_cfg.log_interval=1', 'train_dataloader.batch_size=4',
         'train_dataloader.num_workers=0', 'log_cfg.tensorboard=False']
-TINY_LM = ['--vocab-size', '300', '--hidden-size', '32', '--layers', '1', '--heads', '2']
 
 
 def recipes():
@@ -71,16 +70,10 @@ def test_every_folder_a_recipe_reads_is_made_by_one_of_its_prerequisites():
 
 @pytest.mark.slow
 def test_chain_runs_in_order_records_steps_skips_finished_ones_redoes_interrupted_ones(
-        tmp_path, monkeypatch, capsys):
+        chain_folder, tmp_path, monkeypatch, capsys):
     """The tokenizer chain up to sghc_flat64, a reference LLM, the pre-tokenised pairs
     (an earlier run was interrupted while writing them) and t2i_flat64, run twice."""
     from unimm.datasets.t2i import PretokenizedT2IShards
-    os.symlink(os.path.join(ROOT, 'registry_configs'), tmp_path / 'registry_configs')
-    monkeypatch.chdir(tmp_path)
-    for var in LAUNCHER_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv('DS_ACCELERATOR', 'cpu')
-    monkeypatch.setattr(chain, 'LM_SIZE', TINY_LM)
     tokens = tmp_path / 'work_dirs' / 't2i_flat64_tokens'
     leftover = tmp_path / 'work_dirs' / 't2i_flat64_tokens.tmp'  # an interrupted run's
     leftover.mkdir(parents=True)
