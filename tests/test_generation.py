@@ -165,3 +165,13 @@ def test_save_load_round_trip(tiny_qwen2, tmp_path, head):
     config.write_text(json.dumps(old))
     assert torch.equal(type(model).from_pretrained(str(tmp_path / 'export'))(b)['loss'],
                        loaded(b)['loss'])
+
+
+def test_a_visual_head_must_define_log_prob_and_sample():
+    from unimm.models.mllm.visual_head import VisualHead
+
+    class Partial(VisualHead):
+        def log_prob(self, hidden, targets):
+            return hidden.sum(-1)
+    with pytest.raises(TypeError, match='sample'):
+        Partial(8, 4)

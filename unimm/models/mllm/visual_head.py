@@ -7,6 +7,8 @@ head reads them as g = i * m + j (i semantic code, j sub-code: the tokenizer's
 callback that applies CFG and filtering) share the same logit methods, so what is trained
 is exactly what is sampled.
 """
+import abc
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,7 +17,7 @@ from unimm.models.tokenizers.base import IdFactorization
 from unimm.registry import MODELS
 
 
-class VisualHead(nn.Module):
+class VisualHead(nn.Module, abc.ABC):
     """Shared interface; ``attach`` is called once by the owning model with its HF LLM.
     ``num_visual``: the number of visual ids; ``factorization``: the tokenizer's
     `IdFactorization` (or a (K, m) pair), None when its ids do not factorise."""
@@ -28,17 +30,17 @@ class VisualHead(nn.Module):
     def attach(self, llm, text_vocab):
         """Bind to the LLM whose hidden states this head reads (no-op by default)."""
 
+    @abc.abstractmethod
     def log_prob(self, hidden, targets):
         """log p(targets | hidden) [N] for global ids ``targets`` [N]."""
-        raise NotImplementedError
 
     def loss(self, hidden, targets):
         """Mean negative log-likelihood of the global ids ``targets`` [N]."""
         return -self.log_prob(hidden, targets).mean()
 
+    @abc.abstractmethod
     def sample(self, hidden_cond, hidden_uncond, draw):
         """Global ids [B]; ``draw(logits_cond, logits_uncond_or_None) -> indices [B]``."""
-        raise NotImplementedError
 
 
 def _both(logits, hidden_cond, hidden_uncond, *args):
