@@ -222,7 +222,8 @@ def test_sjd_table_measures_plain_and_jacobi_runs_and_writes_the_docs_section(
     (random 32 px SGHC tokenizer, 16 tokens): per run passes, times, shapes-GenEval (and
     FID where the local Inception weights exist); the plain sampler's passes are the
     tokens, SJD's no more; the docs section between the markers is replaced, the rest of
-    the file kept, with the benchmark's rows added."""
+    the file kept, with the benchmark's rows added; FID added later from the kept ids
+    equals the FID measured with the run."""
     import json
     import os
     from unimm.apis import sjd_table
@@ -271,6 +272,19 @@ def test_sjd_table_measures_plain_and_jacobi_runs_and_writes_the_docs_section(
     again = docs.read_text()
     assert again.startswith('# Title\n\nbefore\n\n') and again.endswith('\n\nafter\n')
     assert again.replace('\n', '').count('| SJD W=4 |') == 1 and 'SJD W=16' not in again
+    # FID added afterwards from the kept ids (sampled on one machine, scored on another)
+    assert all(len(r['ids']) == 12 and len(r['ids'][0]) == tokens for r in runs)
+    if fid:
+        later = json.load(open(tmp_path / 'r.json'))
+        for r in later['runs']:
+            del r['fid']
+        json.dump(dict(later, fid=False), open(tmp_path / 'later.json', 'w'))
+        sjd_table.sjd_table(from_json=str(tmp_path / 'later.json'), docs='',
+                            fid_tokenizer=str(tmp_path / 'export' / 'image_tokenizer'))
+        rescored = json.load(open(tmp_path / 'later.json'))
+        assert rescored['fid'] is True
+        assert [r['fid'] for r in rescored['runs']] == pytest.approx(
+            [r['fid'] for r in runs], rel=1e-4)
 
 
 @pytest.mark.gpu

@@ -17,7 +17,9 @@ scenes rendered for the same prompts (as many as a run's images), so every run i
 against the same reference. The plain sampler's spread over its seeds is the noise band
 the SJD runs are compared with. ``--benchmark`` adds the rows of `tools/benchmark.py
 generate --jacobi-window W --json FILE` (the 3B shape, random weights) to the section;
-``--from-json`` rewrites the section from the results JSON of an earlier run."""
+``--from-json`` rewrites the section from the results JSON of an earlier run, and with
+``--fid-tokenizer`` first adds the FID of its runs from their kept ids (sample where the GPU
+is, score where the Inception weights are)."""
 import argparse
 import os
 import sys
@@ -48,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument('--no-fid', action='store_true', help='skip FID (needs the Inception weights)')
     p.add_argument('--fid-weights', help='FID Inception weights (default: $UNIMM_FID_WEIGHTS '
                    'or ~/.cache/unimm/fid_inception_v3.pth)')
+    p.add_argument('--fid-tokenizer', help='with --from-json: add the FID of runs that have '
+                   'none, decoding their kept ids with this tokenizer export (the generator '
+                   "export's image_tokenizer/), and rewrite the JSON")
     p.add_argument('--benchmark', help="tools/benchmark.py generate --jacobi-window's JSON")
     p.add_argument('--json', default=os.path.join('work_dirs', 'sjd_table', 'results.json'))
     p.add_argument('--docs', default=os.path.join('docs', 'generation.md'),
@@ -64,7 +69,7 @@ def main(argv=None):
                      args.n_samples, dict(cfg_scale=args.cfg_scale, temperature=args.temperature,
                                           top_k=args.top_k, top_p=args.top_p),
                      args.tuning, not args.no_fid, args.fid_weights, args.benchmark, args.json,
-                     args.docs or None)
+                     args.docs or None, args.fid_tokenizer)
 
 
 if __name__ == '__main__':

@@ -50,9 +50,24 @@ def run(model, sampler, specs, n_samples, sampling, seed, window, uncond):
     return torch.cat(ids), passes, seconds
 
 
-def decoded(model, ids, batch=64):
-    return torch.cat([model.decode_images(ids[i:i + batch]).float().cpu()
+def decoded(decode, ids, batch=64):
+    """Images of ``ids`` through ``decode`` (global ids -> images in [-1, 1]), on the CPU."""
+    return torch.cat([decode(ids[i:i + batch]).float().clamp(-1, 1).cpu()
                       for i in range(0, len(ids), batch)])
+
+
+def fid_score(images, reference, extractor, batch=64):
+    """FID of ``images`` against ``reference`` (Inception features from ``extractor``)."""
+    from unimm.evaluation.recon_metrics import FIDAccumulator
+    scores = FIDAccumulator(extractor=extractor)
+    for i in range(0, len(images), batch):
+        scores.update(real=reference[i:i + batch], fake=images[i:i + batch])
+    return float(scores.compute(sync=False))
+
+
+def inception(fid_weights, device):
+    from unimm.evaluation.recon_metrics import InceptionFeatures
+    return InceptionFeatures(fid_weights).to(device).eval()
 
 
 def measure(export, windows, seeds, n_per_tag, n_samples, sampling, tuning, fid=True,
@@ -75,10 +90,7 @@ def measure(export, windows, seeds, n_per_tag, n_samples, sampling, tuning, fid=
                          tuning=tuning)
     guided = sampling['cfg_scale'] != 1
     uncond = model.caption_prompt_ids([None]) if guided else None
-    fid_extractor = None
-    if fid:
-        from unimm.evaluation.recon_metrics import InceptionFeatures
-        fid_extractor = InceptionFeatures(fid_weights).to(device).eval()
+    fid_extractor = inception(fid_weights, device) if fid else None
     reference = None
     runs, started = [], time.time()
     for window in [None] + list(windows):
@@ -88,30 +100,58 @@ def measure(export, windows, seeds, n_per_tag, n_samples, sampling, tuning, fid=
         for seed in range(seeds):
             ids, passes, seconds = run(model, sampler, specs, n_samples, sampling, seed,
                                        window, uncond)
-            images = decoded(model, ids)
+            images = decoded(model.decode_images, ids)
             result = summarize(score_images([s for s in specs for _ in range(n_samples)],
                                             images))
             row = dict(sampler=name, window=window, seed=seed, images=len(ids),
                        passes_per_image=sum(passes) / len(passes),
                        seconds_per_image=sum(seconds) / len(seconds),
                        seconds_per_pass=sum(seconds) / sum(passes),
-                       geneval_overall=result['overall'], geneval_tasks=result['tasks'])
+                       geneval_overall=result['overall'], geneval_tasks=result['tasks'],
+                       ids=ids.tolist())
             if fid_extractor is not None:
-                from unimm.evaluation.recon_metrics import FIDAccumulator
                 if reference is None:
                     reference = reference_images(specs, n_samples, images.shape[-1])
-                scores = FIDAccumulator(extractor=fid_extractor)
-                for i in range(0, len(images), 64):
-                    scores.update(real=reference[i:i + 64], fake=images[i:i + 64])
-                row['fid'] = float(scores.compute(sync=False))
+                row['fid'] = fid_score(images, reference, fid_extractor)
             runs.append(row)
-            print(json.dumps({k: v for k, v in row.items() if k != 'geneval_tasks'}), flush=True)
+            print(json.dumps(brief(row)), flush=True)
     return dict(export=export, device=device_name(device),
                 date=datetime.date.today().isoformat(),
                 wall_s=round(time.time() - started, 1), tokens=model.num_image_tokens,
-                head=type(model.visual_head).__name__, prompts=len(specs),
+                head=type(model.visual_head).__name__, prompts=len(specs), n_per_tag=n_per_tag,
                 n_samples=n_samples, seeds=seeds, tuning=tuning, sampling=dict(sampling),
                 fid=fid, runs=runs)
+
+
+def brief(row):
+    """A run without its per-task scores and ids (for printing)."""
+    return {k: v for k, v in row.items() if k not in ('geneval_tasks', 'ids')}
+
+
+def add_fid(results, tokenizer, fid_weights=None):
+    """FID of every run of ``results`` that has none, from its kept ids decoded by the
+    tokenizer export ``tokenizer`` (the generator export's ``image_tokenizer/``): FID on a
+    machine other than the one that sampled (e.g. one that has the Inception weights)."""
+    from unimm.datasets.shapes import sample_geneval_prompts
+    from unimm.models.mllm.generation import load_image_tokenizer
+    missing = [r for r in results['runs'] if 'fid' not in r]
+    if missing and 'ids' not in missing[0]:
+        raise ValueError('these results keep no ids (measured before ids were kept); '
+                         'measure again, with FID or without')
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    decoder = load_image_tokenizer(tokenizer, 'sjd_table --fid-tokenizer').to(device)
+    extractor = inception(fid_weights, device)
+    specs = sample_geneval_prompts(0, results['n_per_tag'])
+    reference = None
+    for row in missing:
+        with torch.no_grad():
+            images = decoded(decoder.decode, torch.tensor(row['ids'], device=device))
+        if reference is None:
+            reference = reference_images(specs, results['n_samples'], images.shape[-1])
+        row['fid'] = fid_score(images, reference, extractor)
+        print(json.dumps(brief(row)), flush=True)
+    results['fid'] = True
+    return results
 
 
 def _stats(values):
@@ -203,15 +243,20 @@ def write_docs(path, lines):
 
 def sjd_table(export=None, from_json=None, windows=(8, 16), seeds=3, n_per_tag=10,
               n_samples=4, sampling=None, tuning='default', fid=True, fid_weights=None,
-              benchmark=None, json_path=None, docs=None):
+              benchmark=None, json_path=None, docs=None, fid_tokenizer=None):
     """``measure`` on ``export`` (``sampling`` overrides ``SAMPLING``), or the results
-    JSON ``from_json`` of an earlier run; the summary rows added to the results, which go
-    to ``json_path`` (if measured here and given); the section (with the rows of the
-    ``benchmark`` JSON of tools/benchmark.py generate --jacobi-window, if given) printed
-    and written into ``docs`` (if given). Returns the results."""
+    JSON ``from_json`` of an earlier run (with ``fid_tokenizer``, a tokenizer export, the
+    FID of its runs that have none added from their ids, and the JSON rewritten); the
+    summary rows added to the results, which go to ``json_path`` (if measured here and
+    given); the section (with the rows of the ``benchmark`` JSON of tools/benchmark.py
+    generate --jacobi-window, if given) printed and written into ``docs`` (if given).
+    Returns the results."""
     if from_json:
         with open(from_json) as f:
             results = json.load(f)
+        if fid_tokenizer:
+            add_fid(results, fid_tokenizer, fid_weights)
+            json_path = from_json
     else:
         results = measure(export, windows, seeds, n_per_tag, n_samples,
                           dict(SAMPLING, **(sampling or {})), tuning, fid, fid_weights)
@@ -221,7 +266,7 @@ def sjd_table(export=None, from_json=None, windows=(8, 16), seeds=3, n_per_tag=1
     if benchmark:
         with open(benchmark) as f:
             bench = json.load(f)
-    if not from_json and json_path:
+    if json_path and (not from_json or fid_tokenizer):
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
         with open(json_path, 'w') as f:
             json.dump(results, f, indent=1)
