@@ -180,12 +180,18 @@ def test_each_ablation_seed_trains_from_its_own_seeds_exports(monkeypatch):
                 assert set(ids.needs) == {chain.seeded(name, seed), chain.seeded(spc, seed)}
                 assert ids.output == chain.result_path(chain.seeded(name, seed), 'ids')
         # the probe of each Tab. 4 tokenizer row, on its own seed's export
+        # (the teacher's continuous features: once, under its first seed's name)
         for _, tokenizer, _ in chain.ABLATION_TAB4:
-            if tokenizer:
-                probe = chain.STEPS[f'{chain.seeded(tokenizer, seed)}.probe']
-                assert probe.needs == (chain.seeded(tokenizer, seed),)
-                assert probe.output == chain.result_path(chain.seeded(tokenizer, seed), 'probe')
-                assert f'{chain.seeded(tokenizer, seed)}.probe' in chain.CHAINS['ablations']
+            name = f'{chain.seeded(tokenizer, seed)}.probe'
+            if tokenizer == chain.TEACHER:
+                assert (name in chain.STEPS) == (seed == chain.SEEDS[0])
+                if seed != chain.SEEDS[0]:
+                    continue
+            probe = chain.STEPS[name]
+            assert probe.needs == ((tokenizer,) if tokenizer == chain.TEACHER
+                                   else (chain.seeded(tokenizer, seed),))
+            assert probe.output == chain.result_path(chain.seeded(tokenizer, seed), 'probe')
+            assert name in chain.CHAINS['ablations']
         for name, tokenizer in chain.LLAVA.items():
             step = chain.STEPS[chain.seeded(name, seed)]
             assert set(step.needs) == {chain.seeded(tokenizer, seed), 'reference_llama'}
@@ -238,6 +244,16 @@ def test_probe_and_ids_steps_measure_their_own_seeds_exports_and_keep_a_json(
     assert kept['accuracy'] == 0.5 and kept['settings'] == probed[0] == chain.probe_settings()
     assert probed[0]['train']['texture'] and probed[0]['test']['resolution'] == 128
     assert probed[0]['hidden'] == ablate.settings(quick=False)['probe']['hidden']
+    # the teacher row: the continuous features its LLaVA reference recipe reads
+    import unimm.registry as registry
+    (tmp_path / 'registry_configs').symlink_to(os.path.join(ROOT, 'registry_configs'))
+    built = []
+    monkeypatch.setattr(registry.MODELS, 'build', lambda cfg: built.append(cfg) or
+                        torch.nn.Identity())
+    chain.STEPS[f'{chain.seeded(chain.TEACHER, 0)}.probe'].run([])
+    assert built[0]['type'] == 'ContinuousFeatures'
+    assert built[0]['encoder']['pretrained'] == chain.export_of(chain.TEACHER)
+    assert os.path.exists(chain.result_path(chain.seeded(chain.TEACHER, 0), 'probe'))
     loaded, compared = [], []
     monkeypatch.setattr(base.PretrainedMixin, 'from_pretrained',
                         lambda path: loaded.append(path) or torch.nn.Identity())

@@ -214,14 +214,27 @@ def probe_settings():
                           for part in ('train', 'test')})
 
 
-def probe_tokenizer(name):
-    """The shapes probe (ablate.run_probe) on the ``TokenizerFeatures`` of step ``name``'s
-    export, with the settings it ran with."""
+def probe(vision):
+    """The shapes probe (ablate.run_probe) on the frozen features ``vision``, with the
+    settings it ran with."""
     from unimm.apis.ablate import run_probe
+    settings = probe_settings()
+    return dict(run_probe(vision.to(torch_device()), settings), settings=settings)
+
+
+def probe_tokenizer(name):
+    """The probe on the ``TokenizerFeatures`` of step ``name``'s export."""
     from unimm.models.mllm.features import TokenizerFeatures
-    probe = probe_settings()
-    return dict(run_probe(TokenizerFeatures(export_of(name)).to(torch_device()), probe),
-                settings=probe)
+    return probe(TokenizerFeatures(export_of(name)))
+
+
+def probe_teacher(_name):
+    """The probe on the continuous teacher features that the LLaVA reference row reads
+    (its recipe's ``model.vision``)."""
+    from mmengine.config import Config
+    from unimm.registry import MODELS
+    cfg = Config.fromfile(recipe_path(f'ablations/{LLAVA_REFERENCE}'))
+    return probe(MODELS.build(cfg.model.vision))
 
 
 def ids_against_spc(spc, name):
@@ -271,8 +284,10 @@ STAGE2.update({f'sghc_{v}_textured128': (f'ablations/sghc_{v}_textured128', 'spc
 # LLaVA rows: the tokenizer row whose features they read (seeded alike)
 LLAVA = {f'llava_{t}': t for t in ('spc_random_textured128', 'spc_textured128',
                                    'joint_from_spc_textured128', 'sghc_textured128')}
-# the continuous-feature reference (no tokenizer to repeat): its first seed only
+# the continuous-feature reference (no tokenizer to repeat): its first seed only, and the
+# probe of those features under the teacher's first seed's name
 LLAVA_REFERENCE = 'llava_teacher_textured128'
+TEACHER = 'teacher_textured128'
 RECON_IMAGES = 2000  # held-out scenes of each tokenizer's reconstruction test
 IDS_IMAGES = 256  # held-out scenes of each semantic-id check
 # stage-2 rows whose semantic ids must stay their SPC's (SemHiTok: every stage-2 row but
@@ -288,7 +303,7 @@ ABLATION_TAB4 = (
     ('+ joint texture training from the SPC (MUSE-VL)', 'joint_from_spc_textured128',
      'llava_joint_from_spc_textured128'),
     ('+ SGHC (SemHiTok)', 'sghc_textured128', 'llava_sghc_textured128'),
-    ("reference: the teacher's continuous features", None, LLAVA_REFERENCE))
+    ("reference: the teacher's continuous features", TEACHER, LLAVA_REFERENCE))
 ABLATION_TAB5 = (
     ('texture only (w/o sem)', 'sghc_texture_textured128', 12),
     ('semantic only (no texture branch)', 'spc_only_decoder_textured128', None),
@@ -316,7 +331,7 @@ def ablation_steps(seed):
     row from its own seed's SPC, the LLaVA rows on their own seed's tokenizer (the
     continuous reference at the first seed), and their evaluations."""
     seed_option = f'randomness.seed={seed}'
-    steps = {seeded(n, seed): recipe(seeded(n, seed), 'teacher_textured128', source=path,
+    steps = {seeded(n, seed): recipe(seeded(n, seed), TEACHER, source=path,
                                      options=[seed_option])
              for n, path in STAGE1.items()}
     for n, (path, spc) in STAGE2.items():
@@ -330,10 +345,10 @@ def ablation_steps(seed):
                 seed_option, f'model.vision.tokenizer={export_of(seeded(tokenizer, seed))}'])
     if seed == SEEDS[0]:
         steps[seeded(LLAVA_REFERENCE, seed)] = recipe(
-            seeded(LLAVA_REFERENCE, seed), 'teacher_textured128', 'reference_llama',
+            seeded(LLAVA_REFERENCE, seed), TEACHER, 'reference_llama',
             source=f'ablations/{LLAVA_REFERENCE}', options=[seed_option])
     recon = recon_options()
-    probed = {tokenizer for _, tokenizer, _ in ABLATION_TAB4 if tokenizer}
+    probed = {tokenizer for _, tokenizer, _ in ABLATION_TAB4}
     for name in list(steps):
         row = name.split('.')[0]
         if name.startswith('llava_'):
@@ -346,6 +361,10 @@ def ablation_steps(seed):
                 spc = seeded(STAGE2[row][1], seed)
                 steps[f'{name}.ids'] = measurement(name, 'ids', partial(ids_against_spc, spc),
                                                    spc)
+    if seed == SEEDS[0]:
+        steps[f'{seeded(TEACHER, seed)}.probe'] = Step(
+            (TEACHER,), partial(keep_result, seeded(TEACHER, seed), 'probe', probe_teacher),
+            result_path(seeded(TEACHER, seed), 'probe'))
     return steps
 
 
@@ -952,7 +971,9 @@ def ablation_section():
              'LLaVA recipes of registry_configs/shapes/ablations/ on held-out textured scenes; '
              "probe: tools/ablate.py's shapes probe (mean exact-answer accuracy over count, "
              "colours, kinds and colour-kind pairs) on the tokenizer's LLM features of "
-             f'textured scenes; semantic ids: the row\'s semantic ids against its own seed\'s '
+             "textured scenes (the teacher row: its continuous features, as its LLaVA row "
+             "reads them, first seed only); "
+             f'semantic ids: the row\'s semantic ids against its own seed\'s '
              f'SPC\'s on {IDS_IMAGES} held-out scenes ("identical" at every seed checked, '
              '"n/a": a row not built on an SPC\'s ids). "not run": no results yet.', '',
              '### Tab. 4: semantic-encoder init, joint texture training, SGHC', '',
