@@ -347,8 +347,11 @@ def ablation_steps(seed):
         steps[seeded(LLAVA_REFERENCE, seed)] = recipe(
             seeded(LLAVA_REFERENCE, seed), TEACHER, 'reference_llama',
             source=f'ablations/{LLAVA_REFERENCE}', options=[seed_option])
+        steps[f'{seeded(TEACHER, seed)}.probe'] = Step(
+            (TEACHER,), partial(keep_result, seeded(TEACHER, seed), 'probe', probe_teacher),
+            result_path(seeded(TEACHER, seed), 'probe'))
     recon = recon_options()
-    probed = {tokenizer for _, tokenizer, _ in ABLATION_TAB4}
+    probed = {tokenizer for _, tokenizer, _ in ABLATION_TAB4}  # the teacher's: above
     for name in list(steps):
         row = name.split('.')[0]
         if name.startswith('llava_'):
@@ -361,10 +364,6 @@ def ablation_steps(seed):
                 spc = seeded(STAGE2[row][1], seed)
                 steps[f'{name}.ids'] = measurement(name, 'ids', partial(ids_against_spc, spc),
                                                    spc)
-    if seed == SEEDS[0]:
-        steps[f'{seeded(TEACHER, seed)}.probe'] = Step(
-            (TEACHER,), partial(keep_result, seeded(TEACHER, seed), 'probe', probe_teacher),
-            result_path(seeded(TEACHER, seed), 'probe'))
     return steps
 
 

@@ -256,7 +256,7 @@ def sjd_table(export=None, from_json=None, windows=(8, 16), seeds=3, n_per_tag=1
             results = json.load(f)
         if fid_tokenizer:
             add_fid(results, fid_tokenizer, fid_weights)
-            json_path = from_json
+        json_path = from_json if fid_tokenizer else None  # rewritten only when changed
     else:
         results = measure(export, windows, seeds, n_per_tag, n_samples,
                           dict(SAMPLING, **(sampling or {})), tuning, fid, fid_weights)
@@ -266,7 +266,7 @@ def sjd_table(export=None, from_json=None, windows=(8, 16), seeds=3, n_per_tag=1
     if benchmark:
         with open(benchmark) as f:
             bench = json.load(f)
-    if json_path and (not from_json or fid_tokenizer):
+    if json_path:
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
         with open(json_path, 'w') as f:
             json.dump(results, f, indent=1)
