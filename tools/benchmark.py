@@ -26,7 +26,8 @@ call. --no-gemv:
 the weight products through cuBLAS instead of unimm's Triton kernel. --jacobi-window W
 [W ...]: also speculative Jacobi decoding at batch 1 (passes per image, time per pass and
 per image beside the plain sampler; on random weights only the time per pass means
-anything).
+anything). --profile N: also one profiled call per batch, its N longest kernels per decode
+step (where the time goes).
 
 gemv [--batch ROWS]: the decode step's weight products at the Qwen2.5-3B shapes (q/k/v, o,
 gate/up with SiLU * up, down) for 1, 2 and 4 rows: unimm.inference.gemv.gemv_rows against
@@ -86,6 +87,9 @@ def parse_args(argv=None):
                    help='generate: also speculative Jacobi decoding with these windows at '
                         'batch 1 (passes per image, s per pass; random weights: only the time '
                         'per pass is meaningful)')
+    p.add_argument('--profile', type=int, default=0, metavar='N',
+                   help='generate: also profile one call per batch (torch profiler) and keep '
+                        'its N longest kernels, in microseconds and calls per decode step')
     p.add_argument('--attention', default='gqa_decode', choices=['gqa_decode', 'sdpa'],
                    help='generate: grouped decode attention, or HF SDPA (repeat_kv)')
     p.add_argument('--seq', type=int, help='llava_step (default 2048) / train (default: 2048 '

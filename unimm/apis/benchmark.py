@@ -24,6 +24,25 @@ def timed(fn, iters=20, warmup=5):
     return (time.perf_counter() - start) / iters
 
 
+def kernel_profile(fn, steps, top=25):
+    """Where the time of one call of ``fn`` (``steps`` decode steps) goes, from the torch
+    profiler: per kernel (on a CPU: per op, self time) its microseconds and calls per step,
+    the ``top`` longest, and the total per step."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = torch.cuda.is_available()
+    with profile(activities=[ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]) as prof:
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+    kind = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU
+    rows = [dict(name=e.key, us_per_step=round(
+                     (e.self_device_time_total if cuda else e.self_cpu_time_total) / steps, 1),
+                 calls_per_step=round(e.count / steps, 2))
+            for e in prof.key_averages() if e.device_type == kind]
+    rows = sorted((r for r in rows if r['us_per_step'] > 0), key=lambda r: -r['us_per_step'])
+    return dict(us_per_step=round(sum(r['us_per_step'] for r in rows), 1), top=rows[:top])
+
+
 def semhitok_paper_config():
     return dict(
         type='SemHiTok', stage='enhance',
@@ -106,7 +125,7 @@ def generation_paper_shape(device, dtype, head, tokenizer_dir):
 
 def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
                    tuning='coordinate_descent', gqa_decode=True, fuse_projections=True,
-                   jacobi_windows=()):
+                   jacobi_windows=(), profile=0):
     import tempfile
     from unimm.inference.sampler import CFGSampler
     device = torch.device('cuda')
@@ -131,6 +150,8 @@ def bench_generate(batches, head='FlatVisualHead', prompt_len=32, cfg_scale=4.0,
                          img_tokens_per_s=round(n * batch / seconds, 1),
                          images_per_s=round(batch / seconds, 2),
                          ratio_to_floor=round(seconds / floor, 2)))
+        if profile:
+            rows[-1]['profile'] = kernel_profile(run, n, top=profile)
         print(json.dumps(rows[-1]), flush=True)
         if batch == 1 and jacobi_windows:
             jacobi = bench_jacobi(sampler, prompts, uncond, cfg_scale, seconds, n,
@@ -813,7 +834,8 @@ BENCHMARKS = {
                                             head=args.head, tuning=args.tuning,
                                             gqa_decode=args.attention == 'gqa_decode',
                                             fuse_projections=not args.no_fuse,
-                                            jacobi_windows=args.jacobi_window or ()),
+                                            jacobi_windows=args.jacobi_window or (),
+                                            profile=args.profile),
     'gemv': lambda args: bench_gemv([args.batch] if args.batch else [1, 2, 4]),
     'llava_step': lambda args: bench_llava_step(args.batch or 8, args.seq or 2048, args.zero,
                                                 args.offload),
