@@ -352,3 +352,24 @@ def test_ablation_report_groups_seeds_into_rows_and_judges_each_claim(tmp_path, 
     # the wall time of the chain's steps, not of other chains
     assert '| sghc_textured128.s0 | NVIDIA H100 | 2026-12-08 | 5.5 min | 4 |' in text
     assert '| sghc_flat64 |' not in text
+
+
+def test_each_reference_llm_is_made_at_its_own_size(monkeypatch, tmp_path):
+    """The scaling chain's LLM gets its own size; the reference LLM ``LM_SIZE``."""
+    calls = {}
+
+    def fake_tool(name, script, args):
+        calls[name] = args
+        out = args[args.index('--out') + 1]
+        os.makedirs(out)
+    monkeypatch.setattr(chain, 'run_tool', fake_tool)
+    monkeypatch.chdir(tmp_path)
+    for name in ('reference_llama', 'reference_llama_512'):
+        chain.STEPS[name].run(())
+        assert os.path.isdir(os.path.join('work_dirs', name))
+    size = lambda args: args[args.index('--hidden-size'):args.index('--extra-text')]  # noqa: E731
+    assert size(calls['reference_llama']) == chain.LM_SIZE
+    assert size(calls['reference_llama_512']) == ['--hidden-size', '512', '--layers', '8',
+                                                  '--heads', '8']
+    assert chain.CHAINS['scaling'][-1] == 't2i_flat64_llm512.shapes_geneval'
+    assert not set(chain.CHAINS['scaling']) & set(chain.CHAINS['reference'])

@@ -14,6 +14,8 @@ and MLLM on held-out scenes and writes docs/shapes_reference.md.
     python tools/shapes_reference.py train --chain ablations --only ROW.sSEED.recon ...
     python tools/shapes_reference.py report --chain ablations  # -> docs/ablations.md
 
+    python tools/shapes_reference.py train --chain scaling     # the t2i scaling study
+
 Run it from the repository root, like tools/train.py. The chain's steps (``STEPS`` of
 unimm/apis/shapes_reference.py) are the tokenizer recipes, the preparation of the MLLM
 stages (the reference LLM made by tools/make_tiny_lm.py, the caption-image pairs
@@ -46,7 +48,11 @@ row of the textured world and its LLaVA model once per training seed (steps
 from its own seed's SPC, each LLaVA row on its own seed's tokenizer) and evaluates them as
 steps (``.recon``, ``.vqa``, ``.pope``); ``report --chain ablations`` writes the seeded
 tables and the verdicts of the paper's claims between the GPU markers of docs/ablations.md
-(the commands, call by call: that file's interpretation block)."""
+(the commands, call by call: that file's interpretation block).
+
+The scaling chain (``--chain scaling``, docs/baselines.md) makes a 512-wide, 8-layer
+reference LLM, pre-tokenises t2i_flat64_llm512's 200,000 scenes, trains that recipe and
+keeps its shapes-GenEval (work_dirs/shapes_reference/t2i_flat64_llm512/)."""
 import argparse
 import os
 import sys

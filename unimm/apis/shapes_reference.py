@@ -99,12 +99,12 @@ def run_evaluation(name, task, own, options):
     evaluate(name, task, [*own, *options])
 
 
-def make_lm(name, options):
-    """tools/make_tiny_lm.py: a LLaMA of ``LM_SIZE`` into work_dirs/<name>, its tokenizer
-    also taught the vicuna_v1 system prompt."""
+def make_lm(name, size, options):
+    """tools/make_tiny_lm.py: a LLaMA of ``size`` (its arguments; None: ``LM_SIZE``) into
+    work_dirs/<name>, its tokenizer also taught the vicuna_v1 system prompt."""
     from unimm.models.mllm.conversation import VICUNA_SYSTEM
     write_atomically(os.path.join('work_dirs', name), lambda out: run_tool(
-        name, 'make_tiny_lm.py', ['--arch', 'llama', '--out', out, *LM_SIZE,
+        name, 'make_tiny_lm.py', ['--arch', 'llama', '--out', out, *(size or LM_SIZE),
                                   '--extra-text', VICUNA_SYSTEM]))
 
 
@@ -131,9 +131,10 @@ def recipe(name, *needs, source=None, options=()):
                 source or name, tuple(options))
 
 
-def lm(name):
-    """The step that makes the reference LLM work_dirs/<name>."""
-    return Step((), partial(make_lm, name), os.path.join('work_dirs', name, 'config.json'))
+def lm(name, size=None):
+    """The step that makes a reference LLM (of ``size``, default ``LM_SIZE``) in
+    work_dirs/<name>."""
+    return Step((), partial(make_lm, name, size), os.path.join('work_dirs', name, 'config.json'))
 
 
 STEPS = {
@@ -370,6 +371,19 @@ def ablation_steps(seed):
 CHAINS = {'baselines': [n for kind in BASELINES for n in baseline_steps(kind)],
           'ablations': [n for seed in SEEDS for n in ablation_steps(seed)]}
 CHAINS['reference'] = list(STEPS)
+# The t2i scaling study (docs/baselines.md): t2i_flat64's recipe with a 512-wide, 8-layer
+# LLM on 4 times the scenes at 4 times the batch, and its shapes-GenEval.
+SCALING = {'reference_llama_512': lm('reference_llama_512',
+                                     ['--hidden-size', '512', '--layers', '8', '--heads', '8']),
+           't2i_flat64_llm512_tokens': Step(('sghc_flat64', 'reference_llama_512'),
+                                            partial(pretokenize, 't2i_flat64_llm512_tokens',
+                                                    't2i_flat64_llm512'),
+                                            os.path.join('work_dirs', 't2i_flat64_llm512_tokens')),
+           't2i_flat64_llm512': recipe('t2i_flat64_llm512', 'sghc_flat64', 'reference_llama_512',
+                                       't2i_flat64_llm512_tokens'),
+           't2i_flat64_llm512.shapes_geneval': evaluation('t2i_flat64_llm512', 'shapes_geneval')}
+CHAINS['scaling'] = list(SCALING)
+STEPS.update(SCALING)
 for kind in BASELINES:
     STEPS.update(baseline_steps(kind))
 for seed in SEEDS:
