@@ -70,7 +70,7 @@ def demo_teacher(tmp_path_factory):
     """The stage-0 demo teacher, trained briefly: (work_dir, export folder)."""
     work = tmp_path_factory.mktemp('teacher')
     run_tool('train', 'registry_configs/demo/shapes_siglip.py', '--work-dir', work,
-             '--cfg-options', 'train_cfg.max_steps=150', 'train_cfg.log_interval=50',
+             '--cfg-options', 'train_cfg.max_steps=100', 'train_cfg.log_interval=50',
              'log_cfg.tensorboard=False')
     return work, os.path.join(work, 'export')
 

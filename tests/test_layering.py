@@ -1,6 +1,7 @@
 """The package's layers point one way: models never import datasets, the engine, the
 evaluators, the APIs or the app (they may use unimm.inference's sampler); evaluation never
-imports the training runner; nothing in unimm imports tools/. Read statically from every module's imports (function-level ones too)."""
+imports the training runner; nothing in unimm imports tools/. Read statically from every module's imports (function-level ones too).
+And loading the models does not import wandb (timm would: start-up time)."""
 import ast
 import pathlib
 
@@ -73,3 +74,20 @@ def test_the_check_sees_every_import_form(tmp_path, monkeypatch, source, bad):
     module = PACKAGE / 'models' / 'mllm' / '_layering_probe.py'
     monkeypatch.setattr(pathlib.Path, 'read_text', lambda self: source)
     assert bool(violations(module)) == bad
+
+
+def test_loading_the_models_declines_wandb_and_leaves_it_importable():
+    """timm's package init (the ViT blocks) imports wandb when it is installed, about 2 s
+    of every tool's start-up for a helper unimm never calls: loading unimm's models leaves
+    wandb unimported, and it imports normally afterwards."""
+    import os
+    import subprocess
+    import sys
+    code = ("import importlib.util, sys; import unimm.models; "
+            "assert 'wandb' not in sys.modules, sys.modules['wandb']; "
+            "import timm.utils.summary; assert not hasattr(timm.utils.summary, 'wandb'); "
+            "installed = importlib.util.find_spec('wandb') is not None; "
+            "print(installed and __import__('wandb').__name__ == 'wandb' or not installed)")
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0 and out.stdout.strip() == 'True', out.stderr[-2000:]

@@ -274,9 +274,9 @@ def test_sjd_table_measures_plain_and_jacobi_runs_and_writes_the_docs_section(
     assert again.replace('\n', '').count('| SJD W=4 |') == 1 and 'SJD W=16' not in again
     # FID added afterwards from the kept ids (sampled on one machine, scored on another)
     assert all(len(r['ids']) == 12 and len(r['ids'][0]) == tokens for r in runs)
-    if fid:
+    if fid:  # the first seed's runs lose their FID; only those are scored again
         later = json.load(open(tmp_path / 'r.json'))
-        for r in later['runs']:
+        for r in later['runs'][::2]:
             del r['fid']
         json.dump(dict(later, fid=False), open(tmp_path / 'later.json', 'w'))
         sjd_table.sjd_table(from_json=str(tmp_path / 'later.json'), docs='',

@@ -56,12 +56,22 @@ def decoded(decode, ids, batch=64):
                       for i in range(0, len(ids), batch)])
 
 
+def reference_features(specs, n_samples, resolution, extractor, batch=64):
+    """The Inception features of the FID reference (``reference_images``), extracted once
+    for every run of a table."""
+    images = reference_images(specs, n_samples, resolution)
+    with torch.no_grad():
+        return torch.cat([extractor(images[i:i + batch]) for i in range(0, len(images), batch)])
+
+
 def fid_score(images, reference, extractor, batch=64):
-    """FID of ``images`` against ``reference`` (Inception features from ``extractor``)."""
+    """FID of ``images`` (features from ``extractor``) against the ``reference`` features."""
     from unimm.evaluation.recon_metrics import FIDAccumulator
     scores = FIDAccumulator(extractor=extractor)
-    for i in range(0, len(images), batch):
-        scores.update(real=reference[i:i + batch], fake=images[i:i + batch])
+    scores.update_features(real=reference)
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            scores.update(fake=images[i:i + batch])
     return float(scores.compute(sync=False))
 
 
@@ -111,7 +121,8 @@ def measure(export, windows, seeds, n_per_tag, n_samples, sampling, tuning, fid=
                        ids=ids.tolist())
             if fid_extractor is not None:
                 if reference is None:
-                    reference = reference_images(specs, n_samples, images.shape[-1])
+                    reference = reference_features(specs, n_samples, images.shape[-1],
+                                                   fid_extractor)
                 row['fid'] = fid_score(images, reference, fid_extractor)
             runs.append(row)
             print(json.dumps(brief(row)), flush=True)
@@ -147,7 +158,8 @@ def add_fid(results, tokenizer, fid_weights=None):
         with torch.no_grad():
             images = decoded(decoder.decode, torch.tensor(row['ids'], device=device))
         if reference is None:
-            reference = reference_images(specs, results['n_samples'], images.shape[-1])
+            reference = reference_features(specs, results['n_samples'], images.shape[-1],
+                                           extractor)
         row['fid'] = fid_score(images, reference, extractor)
         print(json.dumps(brief(row)), flush=True)
     results['fid'] = True

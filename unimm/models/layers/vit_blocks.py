@@ -2,11 +2,30 @@
 decoders): presets, the patch grid, position embeddings, the block stack, weight init."""
 from functools import partial
 
+import sys
+
 import numpy as np
 import torch
-from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+
+def _import_timm_block():
+    """timm's ViT block. timm's package init imports wandb, when installed (lmms-eval needs
+    it), for a training-summary helper unimm never calls; that import costs every tool
+    launch about 2 s, so it is declined while timm loads and allowed again after."""
+    declined = 'wandb' not in sys.modules
+    if declined:
+        sys.modules['wandb'] = None  # `import wandb` raises ImportError, which timm expects
+    try:
+        from timm.models.vision_transformer import Block
+    finally:
+        if declined and sys.modules.get('wandb', 0) is None:
+            del sys.modules['wandb']
+    return Block
+
+
+Block = _import_timm_block()
 
 PRESETS = {
     'base': dict(width=768, depth=12, num_heads=12),    # ViT-B
