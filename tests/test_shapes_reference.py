@@ -373,3 +373,72 @@ def test_each_reference_llm_is_made_at_its_own_size(monkeypatch, tmp_path):
                                                   '--heads', '8']
     assert chain.CHAINS['scaling'][-1] == 't2i_flat64_llm512.shapes_geneval'
     assert not set(chain.CHAINS['scaling']) & set(chain.CHAINS['reference'])
+
+
+def test_the_unified_gap_has_a_paired_interval_from_the_saved_samples(tmp_path, monkeypatch):
+    """geneval_by_prompt scores the samples an evaluation saved (GenEval's layout) again:
+    rendered correct scenes pass, blank ones fail; the paired bootstrap is exact where every
+    prompt differs by the same amount, brackets the observed gap otherwise, and refuses
+    runs of different prompts; the gap line carries the interval; pack takes the samples."""
+    import tarfile
+
+    import numpy as np
+    import torch
+    from unimm.datasets.shapes import render, sample_geneval_prompts, scene_from_prompt
+    from unimm.datasets.transforms import pil_to_tensor
+    from unimm.evaluation.geneval import save_prompt_samples
+    monkeypatch.chdir(tmp_path)
+    specs, rng = sample_geneval_prompts(0, 2), np.random.default_rng(0)
+    scenes = [torch.stack([pil_to_tensor(render(scene_from_prompt(s, rng), 64))
+                           for _ in range(2)]) for s in specs]
+    blank = -torch.ones(1, 3, 64, 64)
+    for name, failed in (('t2i_flat64', []), ('unified_flat64', range(0, len(specs), 2)),
+                         ('other', range(len(specs)))):
+        for p, (spec, images) in enumerate(zip(specs, scenes)):
+            save_prompt_samples(os.path.join(chain.STATE, name, 'shapes_geneval'), p,
+                                json.dumps(spec), torch.cat([blank, images[1:]])
+                                if p in failed else images)
+    single, unified, other = map(chain.geneval_by_prompt, ('t2i_flat64', 'unified_flat64',
+                                                           'other'))
+    assert [t for t, _ in single] == [s['tag'] for s in specs]
+    assert [x for _, x in single] == [1.0] * len(specs)
+    assert [x for _, x in unified] == [0.5 if p % 2 == 0 else 1.0 for p in range(len(specs))]
+    assert chain.paired_interval(other, single) == pytest.approx((-0.5, -0.5))
+    assert chain.paired_interval(single, single) == (0, 0)
+    low, high = chain.paired_interval(unified, single)
+    observed = np.mean([x - y for (_, x), (_, y) in zip(unified, single)])
+    assert low < observed < high <= 0
+    with pytest.raises(ValueError, match='different prompts'):
+        chain.paired_interval(unified[1:], single[:-1])
+    assert chain.geneval_by_prompt('never_evaluated') is None
+    line, = chain.gap_line('shapes-GenEval', {'unified_flat64': 0.2, 't2i_flat64': 0.25},
+                           't2i_flat64', {'unified_flat64': unified, 't2i_flat64': single})
+    assert line.endswith(f'(-0.050; 95 % interval {low:+.3f} to {high:+.3f}, a paired '
+                         f'bootstrap over the {len(specs)} prompts, resampled within each '
+                         'category)')
+    assert chain.gap_line('VQA', {'unified_flat64': 0.7, 'llava_sghc_flat64': 0.6},
+                          'llava_sghc_flat64') == [
+        '- VQA: unified_flat64 0.700 against llava_sghc_flat64 0.600 (+0.100)']
+    chain.pack('out', 'reference', [])
+    packed = tarfile.open('out/results.tar').getnames()
+    assert os.path.join(chain.STATE, 'unified_flat64', 'shapes_geneval', '00000', 'samples',
+                        '0001.png') in packed
+    assert os.path.join(chain.STATE, 't2i_flat64', 'shapes_geneval', '00003',
+                        'metadata.jsonl') in packed
+
+
+def test_the_reference_report_times_only_the_reference_chains_steps(tmp_path, monkeypatch):
+    """stages.json also records the other chains' steps; the results page of the reference
+    chain lists only its own, in the chain's order."""
+    monkeypatch.chdir(tmp_path)
+    record = dict(device='NVIDIA H100 80GB HBM3', date='2026-12-07', concurrent=1)
+    os.makedirs(chain.STATE)
+    with open(os.path.join(chain.STATE, 'stages.json'), 'w') as f:
+        json.dump({'pixel_vq_flat64': dict(record, wall_s=282.0),
+                   'spc_flat64': dict(record, wall_s=71.0),
+                   'teacher_flat64': dict(record, wall_s=122.0)}, f)
+    chain.report('docs', rfid=False)
+    rows = [line.split(' | ')[0] for line in
+            (tmp_path / 'docs' / 'shapes_reference.md').read_text().splitlines()
+            if line.startswith('| ') and 'H100' in line]
+    assert rows == ['| teacher_flat64', '| spc_flat64']

@@ -37,7 +37,8 @@ MLLM as a step of the chain (its test JSONs are what the report needs, so the ML
 never have to leave the GPU machine). The Janus-style dual encoder is not trained again:
 its understanding path is teacher_flat64's continuous features (llava_teacher_flat64 of
 the reference chain) and its generation path a pixel VQ (pixel_vq_flat64 and its t2i).
-``pack`` puts the chain's small results (stages.json, test JSONs, training logs) and the
+``pack`` puts the chain's small results (stages.json, test JSONs, training logs, the
+shapes-GenEval samples, from which ``report`` bootstraps the unified model's gap) and the
 named exports into tar files under --out; ``unpack`` extracts them here, merging the
 recorded stages into the local stages.json. ``report --chain baselines`` writes the
 comparison table between the markers of docs/baselines.md.

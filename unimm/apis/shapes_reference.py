@@ -608,12 +608,57 @@ def evaluated(name, task):
     return done(name) or os.path.exists(os.path.join(STATE, name, f'test_{task}.json'))
 
 
-def gap_line(task, scores, single):
-    """The unified model's score minus its single-task model's, where both were scored."""
+def geneval_by_prompt(name):
+    """(tag, share of its samples correct) per prompt of step ``name``'s shapes-GenEval,
+    scored again from the samples its evaluation saved in GenEval's folder layout
+    (work_dirs/shapes_reference/<name>/shapes_geneval/); None where they were not kept."""
+    from PIL import Image
+    from unimm.datasets.shapes import score_prompt
+    from unimm.datasets.transforms import pil_to_tensor
+    root = os.path.join(STATE, name, 'shapes_geneval')
+    if not os.path.isdir(root):
+        return None
+    rows = []
+    for prompt in sorted(os.listdir(root)):
+        with open(os.path.join(root, prompt, 'metadata.jsonl')) as f:
+            spec = json.loads(f.readline())
+        samples = os.path.join(root, prompt, 'samples')
+        correct = [score_prompt(pil_to_tensor(Image.open(os.path.join(samples, s))
+                                              .convert('RGB')), spec)['correct']
+                   for s in sorted(os.listdir(samples))]
+        rows.append((spec['tag'], sum(correct) / len(correct)))
+    return rows
+
+
+def paired_interval(a, b, draws=10000, seed=0):
+    """The 95 % interval of overall(a) - overall(b) (overall: the mean over tags of the mean
+    over a tag's prompts, as shapes-GenEval's) for two models' ``geneval_by_prompt`` of the
+    same prompts, the prompts resampled within each tag (a paired bootstrap)."""
+    import numpy as np
+    if [t for t, _ in a] != [t for t, _ in b]:
+        raise ValueError('paired_interval: the two runs scored different prompts')
+    rng, tags = np.random.default_rng(seed), sorted({t for t, _ in a})
+    diffs = np.zeros(draws)
+    for tag in tags:
+        d = np.array([x - y for (t, x), (_, y) in zip(a, b) if t == tag])
+        diffs += d[rng.integers(0, len(d), (draws, len(d)))].mean(1) / len(tags)
+    return tuple(np.percentile(diffs, [2.5, 97.5]))
+
+
+def gap_line(task, scores, single, by_prompt=None):
+    """The unified model's score minus its single-task model's, where both were scored;
+    with the paired-bootstrap interval where ``by_prompt`` (name -> ``geneval_by_prompt``)
+    holds both."""
     if 'unified_flat64' not in scores or single not in scores:
         return []
-    return [f"- {task}: unified_flat64 {scores['unified_flat64']:.3f} against {single} "
-            f"{scores[single]:.3f} ({scores['unified_flat64'] - scores[single]:+.3f})"]
+    line = (f"- {task}: unified_flat64 {scores['unified_flat64']:.3f} against {single} "
+            f"{scores[single]:.3f} ({scores['unified_flat64'] - scores[single]:+.3f}")
+    pair = [(by_prompt or {}).get(n) for n in ('unified_flat64', single)]
+    if all(pair):
+        low, high = paired_interval(*pair)
+        line += (f'; 95 % interval {low:+.3f} to {high:+.3f}, a paired bootstrap over the '
+                 f'{len(pair[0])} prompts, resampled within each category')
+    return [line + ')']
 
 
 def mllm_section(parallel=4):
@@ -640,7 +685,8 @@ def mllm_section(parallel=4):
                   'reconstruction ceiling |', '| --- | --- | --- | --- |']
         lines += [f'| {n} | ' + ' | '.join(map(fmt, v)) + ' |' for n, v in geneval.items()]
     gaps = gap_line('VQA', {n: r['accuracy'] for n, r in vqa.items()}, 'llava_sghc_flat64') \
-        + gap_line('shapes-GenEval', {n: v[0] for n, v in geneval.items()}, 't2i_flat64')
+        + gap_line('shapes-GenEval', {n: v[0] for n, v in geneval.items()}, 't2i_flat64',
+                   {n: geneval_by_prompt(n) for n in geneval})
     return lines + (['', 'Unified against single-task (target: within 0.03):', *gaps]
                     if gaps else [])
 
@@ -679,7 +725,8 @@ def report(docs, rfid):
              '100000.. of each world, scored with the project\'s own scorers; the recipes are '
              'in `registry_configs/shapes/`.', '',
              '## Training time per stage', '']
-    lines += stage_table(stages, stages, 'recipe', 'stages run side by side')
+    lines += stage_table([n for n in CHAINS['reference'] if n in stages], stages, 'recipe',
+                         'stages run side by side')
     for world, target in TARGETS.items():
         lines += ['', f'## {world}', '', f'Targets: {target}.', '',
                   '| tokenizer | ' + ' | '.join(ROW_KEYS) + ' |',
@@ -1063,7 +1110,7 @@ def joined_parts(files, folder):
 
 def pack(out, chain, exports, part_bytes=PART_BYTES):
     """results.tar under ``out``: stages.json and, for every step of ``chain``, its kept
-    results (test JSONs, scores) and logs; NAME.tar: work_dirs/NAME/export for each of
+    results (test JSONs, scores, the shapes-GenEval samples) and logs; NAME.tar: work_dirs/NAME/export for each of
     ``exports`` that exists (the files a GPU machine sends back: small, a few of them; a
     tar over ``part_bytes`` is split into parts)."""
     import glob
@@ -1073,6 +1120,8 @@ def pack(out, chain, exports, part_bytes=PART_BYTES):
     paths = [os.path.join(STATE, 'stages.json')]
     for n in names:
         paths += glob.glob(os.path.join(STATE, n, '*.json'))
+        for kept in ('metadata.jsonl', os.path.join('samples', '*.png')):
+            paths += glob.glob(os.path.join(STATE, n, 'shapes_geneval', '*', kept))
         paths += glob.glob(os.path.join(STATE, f'{n}.*.log'))
         paths += [os.path.join('work_dirs', n, 'log.jsonl'),
                   os.path.join('work_dirs', f'{n}.train.log'),
