@@ -442,3 +442,42 @@ def test_the_reference_report_times_only_the_reference_chains_steps(tmp_path, mo
             (tmp_path / 'docs' / 'shapes_reference.md').read_text().splitlines()
             if line.startswith('| ') and 'H100' in line]
     assert rows == ['| teacher_flat64', '| spc_flat64']
+
+
+@pytest.mark.slow
+def test_a_step_stopped_by_sigterm_and_resumed_records_the_sum_of_its_runs(tmp_path):
+    """``timeout`` signals the chain and its steps' tools: the chain keeps how long the
+    running step had run (interrupted.json) and records nothing for it; resumed, the step
+    records both runs' time and the note is removed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    script = tmp_path / 'chain.py'
+    script.write_text(
+        'import subprocess, sys\n'
+        'import unimm.apis.shapes_reference as chain\n'
+        'def slow(options):\n'
+        "    open('started', 'w').close()\n"
+        "    if subprocess.call(['sleep', sys.argv[1]]):\n"
+        "        raise RuntimeError('sleep was stopped')\n"
+        "    open('slow.done', 'w').close()\n"
+        "chain.STEPS = {'slow': chain.Step((), slow, 'slow.done')}\n"
+        'chain.train(None, 1, ())\n')
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    first = subprocess.Popen([sys.executable, str(script), '60'], cwd=tmp_path, env=env,
+                             start_new_session=True)
+    deadline = time.time() + 120
+    while not (tmp_path / 'started').exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)
+    os.killpg(first.pid, signal.SIGTERM)  # as timeout does: the whole process group
+    assert first.wait(60) == 128 + signal.SIGTERM
+    state = tmp_path / chain.STATE
+    before = json.loads((state / 'interrupted.json').read_text())['slow']
+    assert 2 <= before < 30
+    assert not (state / 'stages.json').exists()  # no step finished
+    subprocess.run([sys.executable, str(script), '1'], cwd=tmp_path, env=env, check=True)
+    wall = json.loads((state / 'stages.json').read_text())['slow']['wall_s']
+    assert before + 0.9 <= wall < before + 30  # the second run slept 1 s (wall_s: 0.1 s)
+    assert not (state / 'interrupted.json').exists()

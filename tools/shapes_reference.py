@@ -23,7 +23,9 @@ pre-tokenised by tools/pretokenize.py with sghc_flat64, both written to a tempor
 renamed when complete) and the MLLM recipes. A recipe trains with ``--resume auto`` into
 work_dirs/<recipe>/; a step is skipped once its output exists, so the chain can be spread
 over several sessions. ``train`` records each step's wall time and device in
-work_dirs/shapes_reference/stages.json;
+work_dirs/shapes_reference/stages.json (stopped by SIGTERM, e.g. by ``timeout`` at a
+machine's time limit, it notes how long the running steps had run, and a step resumed
+later records the sum of its runs);
 ``evaluate`` runs tools/test.py on the MLLM exports and keeps the results in
 work_dirs/shapes_reference/<recipe>/ (``report`` runs the missing ones and reuses the rest,
 unless the export is newer); ``report`` reads the tokenizer exports (LPIPS and rFID need their local weights, see

@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -426,35 +427,61 @@ def to_run(only=None, chain=None):
     return [n for n in STEPS if n in todo]
 
 
+def _stop(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
 def train(only, parallel, options, chain=None):
     """Runs the steps ``to_run`` selects, up to ``parallel`` side by side, each as soon
     as none of its prerequisites is still to run; records each one in stages.json. A failed
-    step stops the chain once the steps running beside it have finished."""
+    step stops the chain once the steps running beside it have finished. Stopped by SIGTERM
+    (e.g. ``timeout``, which signals the steps' tools too: a training saves a checkpoint),
+    it keeps how long each running step had run in interrupted.json, and a step resumed
+    later records the sum of its runs."""
     state_file = os.path.join(STATE, 'stages.json')
+    interrupted_file = os.path.join(STATE, 'interrupted.json')
     os.makedirs(os.path.dirname(state_file), exist_ok=True)
     state = recorded_stages()
+    earlier = {}
+    if os.path.exists(interrupted_file):
+        with open(interrupted_file) as f:
+            earlier = json.load(f)
     todo = to_run(only, chain)
-    running, concurrent, failed = {}, {}, []
-    with ThreadPoolExecutor(max(1, parallel)) as pool:
-        while running or (todo and not failed):
-            for name in [n for n in todo if not set(STEPS[n].needs) & {*todo, *running.values()}]:
-                if failed or len(running) == parallel:
-                    break
-                todo.remove(name)
-                running[pool.submit(run_step, name, options)] = name
-                concurrent[name] = len(running)
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                name = running.pop(future)
-                if future.exception():
-                    failed.append(future.exception())
-                    continue
-                state[name] = {'wall_s': round(future.result(), 1), 'device': device_name(),
-                               'date': datetime.date.today().isoformat(),
-                               'concurrent': concurrent[name]}
-                print(f'{name}: {future.result():.0f} s', flush=True)
-            with open(state_file, 'w') as f:
-                json.dump(state, f, indent=1)
+    running, concurrent, failed, started = {}, {}, [], {}
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        with ThreadPoolExecutor(max(1, parallel)) as pool:
+            while running or (todo and not failed):
+                for name in [n for n in todo
+                             if not set(STEPS[n].needs) & {*todo, *running.values()}]:
+                    if failed or len(running) == parallel:
+                        break
+                    todo.remove(name)
+                    running[pool.submit(run_step, name, options)] = name
+                    concurrent[name], started[name] = len(running), time.time()
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    del started[name]
+                    if future.exception():
+                        failed.append(future.exception())
+                        continue
+                    wall = future.result() + earlier.pop(name, 0.0)
+                    state[name] = {'wall_s': round(wall, 1), 'device': device_name(),
+                                   'date': datetime.date.today().isoformat(),
+                                   'concurrent': concurrent[name]}
+                    print(f'{name}: {wall:.0f} s', flush=True)
+                with open(state_file, 'w') as f:
+                    json.dump(state, f, indent=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for name, start in started.items():
+            earlier[name] = earlier.get(name, 0.0) + time.time() - start
+        if earlier:
+            with open(interrupted_file, 'w') as f:
+                json.dump(earlier, f, indent=1)
+        elif os.path.exists(interrupted_file):
+            os.remove(interrupted_file)
     if failed:
         raise failed[0]
 
