@@ -53,6 +53,24 @@ def test_every_recipe_is_a_step_and_every_prerequisite_a_step():
     assert {chain.STEPS[n].recipe for n in recipes()} == files
 
 
+def test_the_reference_chain_evaluates_each_mllm_as_a_step_once_it_is_trained(
+        tmp_path, monkeypatch):
+    """So ``train --chain reference`` evaluates a model beside the trainings still running
+    and keeps the results where ``report`` reads them."""
+    monkeypatch.chdir(tmp_path)  # nothing done yet
+    tasks = {n: ['vqa'] for n in chain.UNDERSTANDING}
+    for n in chain.GENERATION:
+        tasks.setdefault(n, []).extend(chain.GENEVAL_TASKS)
+    for name, names in tasks.items():
+        for task in names:
+            step = chain.STEPS[f'{name}.{task}']
+            assert f'{name}.{task}' in chain.CHAINS['reference']
+            assert step.needs == (name,) and step.output == chain.result_path(name, task)
+    assert chain.to_run(['unified_flat64.vqa'], 'reference') == [
+        'teacher_flat64', 'spc_flat64', 'sghc_flat64', 'reference_llama', 't2i_flat64_tokens',
+        'unified_flat64', 'unified_flat64.vqa']
+
+
 def test_every_folder_a_recipe_reads_is_made_by_one_of_its_prerequisites():
     """With each step's own cfg options: a seeded ablation step reads its own seed's
     exports, made by its own prerequisites."""

@@ -20,7 +20,8 @@ Run it from the repository root, like tools/train.py. The chain's steps (``STEPS
 unimm/apis/shapes_reference.py) are the tokenizer recipes, the preparation of the MLLM
 stages (the reference LLM made by tools/make_tiny_lm.py, the caption-image pairs
 pre-tokenised by tools/pretokenize.py with sghc_flat64, both written to a temporary folder
-renamed when complete) and the MLLM recipes. A recipe trains with ``--resume auto`` into
+renamed when complete), the MLLM recipes and their held-out evaluations (each as soon as
+its model is trained, kept like ``evaluate``'s). A recipe trains with ``--resume auto`` into
 work_dirs/<recipe>/; a step is skipped once its output exists, so the chain can be spread
 over several sessions. ``train`` records each step's wall time and device in
 work_dirs/shapes_reference/stages.json (stopped by SIGTERM, e.g. by ``timeout`` at a
@@ -28,8 +29,8 @@ machine's time limit, it notes how long the running steps had run, and a step re
 later records the sum of its runs);
 ``evaluate`` runs tools/test.py on the MLLM exports and keeps the results in
 work_dirs/shapes_reference/<recipe>/ (``report`` runs the missing ones and reuses the rest,
-unless the export is newer); ``report`` reads the tokenizer exports (LPIPS and rFID need their local weights, see
-docs/getting_started.md) and keeps each tokenizer's scores in
+unless the export is newer); ``report`` reads the tokenizer exports (LPIPS and rFID need
+their local weights, see docs/getting_started.md) and keeps each tokenizer's scores in
 work_dirs/shapes_reference/<recipe>/scores.json (reused unless the export is newer).
 
 The baseline chain (``--chain baselines``, docs/baselines.md) trains the joint (VILA-U),

@@ -1,7 +1,6 @@
 """The shapes-world reference chain behind tools/shapes_reference.py (what each command does:
 the tool's help): the chain's steps (``STEPS``: tokenizer recipes, the reference LLM, the
-pre-tokenised pairs, MLLM recipes and, for the baseline and ablation chains, evaluations;
-``CHAINS``)
+pre-tokenised pairs, MLLM recipes and their evaluations; ``CHAINS``)
 run in dependency order, several side by side, each through its tool in a subprocess
 (tools/train.py, tools/test.py, tools/make_tiny_lm.py, tools/pretokenize.py, run from the
 repository root); the reports score the exports on held-out scenes and write
@@ -176,6 +175,20 @@ def evaluation(name, task, options=()):
                 result_path(name, task))
 
 
+def evaluations(understanding, generation):
+    """The evaluation steps of LLaVA models ``understanding`` (held-out VQA,
+    ``<name>.vqa``) and generators ``generation`` (each of GENEVAL_TASKS)."""
+    steps = {f'{n}.vqa': evaluation(n, 'vqa') for n in understanding}
+    steps.update({f'{n}.{task}': evaluation(n, task) for n in generation
+                  for task in GENEVAL_TASKS})
+    return steps
+
+
+# The reference MLLMs' evaluations are steps too: each starts once its model is trained,
+# beside the trainings still running, and keeps the results ``report`` reads.
+STEPS.update(evaluations(UNDERSTANDING, GENERATION))
+
+
 def keep_result(name, task, measure, options):
     """``measure(name)``, an evaluation of step ``name``'s export run in this process (the
     chain's cfg ``options`` configure recipes and do not apply), kept as
@@ -259,10 +272,8 @@ def baseline_steps(kind):
              tokens: Step((tok,), partial(pretokenize, tokens, t2i),
                           os.path.join('work_dirs', tokens)),
              llava: recipe(llava, tok, 'reference_llama'),
-             t2i: recipe(t2i, tok, 'reference_llama', tokens),
-             f'{llava}.vqa': evaluation(llava, 'vqa')}
-    steps.update({f'{t2i}.{task}': evaluation(t2i, task) for task in GENEVAL_TASKS})
-    return steps
+             t2i: recipe(t2i, tok, 'reference_llama', tokens)}
+    return {**steps, **evaluations([llava], [t2i])}
 
 
 # The ablation chain (docs/ablations.md, the paper's Tab. 4 / Tab. 5 on the textured world):
