@@ -1148,9 +1148,9 @@ def joined_parts(files, folder):
 
 def pack(out, chain, exports, part_bytes=PART_BYTES):
     """results.tar under ``out``: stages.json and, for every step of ``chain``, its kept
-    results (test JSONs, scores, the shapes-GenEval samples) and logs; NAME.tar: work_dirs/NAME/export for each of
-    ``exports`` that exists (the files a GPU machine sends back: small, a few of them; a
-    tar over ``part_bytes`` is split into parts)."""
+    results (test JSONs, scores, the shapes-GenEval samples) and logs; NAME.tar:
+    work_dirs/NAME/export for each of ``exports`` that exists (the files a GPU machine sends
+    back: small, a few of them; a tar over ``part_bytes`` is split into parts)."""
     import glob
     import tarfile
     os.makedirs(out, exist_ok=True)

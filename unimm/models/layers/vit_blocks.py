@@ -1,8 +1,7 @@
 """The pieces every ViT of unimm is built from (the pixel encoder, the pixel and semantic
 decoders): presets, the patch grid, position embeddings, the block stack, weight init."""
-from functools import partial
-
 import sys
+from functools import partial
 
 import numpy as np
 import torch
