@@ -13,6 +13,9 @@ from tests.conftest import release_process_group
 from tests.tiny_baselines import configs as baseline_configs
 from tests.tiny_semhitok import config as semhitok_config
 from unimm.apis import ablate
+from unimm.datasets.shapes import ShapesWorld
+from unimm.evaluation.probe import object_tokens
+from unimm.models.mllm.projector import MLPProjector
 from unimm.registry import METRICS, MODELS
 
 HAND_WRITTEN = f'{ablate.BEGIN}\nmy reading of the runs\n{ablate.END}'
@@ -220,6 +223,12 @@ class BlankFeatures(PatchFeatures):
         return torch.zeros(len(images), 64, 4)
 
 
+class PositionCoded(PatchFeatures):
+    def forward(self, images):
+        code = MLPProjector(1, 1, pos_dim=16).position_code(64)
+        return torch.cat([super().forward(images), code.expand(len(images), -1, -1)], -1)
+
+
 def test_probe_reads_scene_facts_from_informative_features():
     evaluator = METRICS.build(dict(
         type='ShapesProbeEvaluator', hidden=32, epochs=15, seeds=[0],
@@ -232,6 +241,19 @@ def test_probe_reads_scene_facts_from_informative_features():
     assert out['accuracy_by_group']['count'] > 0.4 and out['accuracy_by_group']['colours'] > 0.3
     blank = evaluator(BlankFeatures())  # features that carry nothing: no better than blind
     assert blank['accuracy'] <= blank['blind_baseline'] + 0.02
+    # pixel patches say what is there, not where: an object token's column is near chance,
+    # and read once the projector's position code is appended (0.90)
+    assert out['column_chance'] == 1 / 8 and out['column_accuracy'] < 0.25
+    assert evaluator(PositionCoded())['column_accuracy'] > 0.85
+
+
+def test_object_tokens_follow_the_shapes_boxes():
+    scene = ShapesWorld(0, 64).scene(3)
+    mask = object_tokens(scene, 8).view(8, 8)
+    for shape in scene:  # the token under each centre is selected
+        assert mask[min(int(shape.cy * 8), 7), min(int(shape.cx * 8), 7)]
+    area = sum((2 * s.extent) ** 2 for s in scene)
+    assert abs(mask.float().mean().item() - area) < 0.15
 
 
 def test_tokenizer_features_reads_every_tokenizer(teacher):

@@ -7,6 +7,7 @@ import os
 
 import pytest
 import torch
+from torch import nn
 
 from tests.conftest import run_tool
 from unimm.apis.tiny_lm import make_tiny_lm
@@ -14,7 +15,9 @@ from unimm.datasets.shapes import ShapesWorld
 from unimm.datasets.transforms import pil_to_tensor
 from unimm.evaluation.lmms import TASKS_DIR
 from unimm.evaluation.vqa import question_type
+from unimm.models.layers.vit_blocks import sincos_2d
 from unimm.models.mllm.conversation import IMAGE_TOKEN_INDEX, VICUNA_SYSTEM
+from unimm.models.mllm.projector import MLPProjector
 from unimm.models.mllm.understanding import UnderstandingMLLM
 from unimm.registry import MODELS
 
@@ -189,3 +192,36 @@ def test_loglikelihood_prefers_the_right_answer(model):
     assert sum(r[0] > o[0] for r, o in zip(right, other)) / len(rows) > 0.8
     generated = model.generate(convs, imgs, max_new_tokens=4)
     assert [r[1] for r in right] == [g == a for g, (_, _, a, _) in zip(generated, rows)]
+
+
+def test_projector_position_code(demo_tokenizer, tiny_llama, tmp_path):
+    """pos_dim: each image token's output depends on its features and its grid place
+    (the sin-cos code), not on the other tokens; 0 is LLaVA's projector; the setting
+    survives the export; a non-square grid is refused."""
+    plain = MLPProjector(8, 16)
+    assert plain[0].in_features == 8 and plain.pos_dim == 0
+    proj = MLPProjector(8, 16, pos_dim=12)
+    feats = torch.randn(2, 16, 8)
+    out = proj(feats)
+    expected = nn.Sequential(*proj)(torch.cat([feats, sincos_2d(12, (4, 4)).expand(2, -1, -1)], -1))
+    assert torch.allclose(out, expected)
+    same = feats[:1, :1].expand(1, 16, 8)  # one feature vector at every place
+    assert len({tuple(v.round(decimals=5).tolist()) for v in proj(same)[0]}) == 16
+    shuffled = feats.clone()
+    shuffled[:, 1:] = feats[:, 1:].flip(1)
+    assert torch.equal(proj(shuffled)[:, 0], out[:, 0])
+    with pytest.raises(ValueError, match='square grid'):
+        proj(torch.randn(1, 12, 8))
+    with pytest.raises(ValueError, match='multiple of 4'):
+        MLPProjector(8, 16, pos_dim=6)
+
+    model = MODELS.build(dict(type='UnderstandingMLLM', llm=tiny_llama,
+                              vision=dict(type='TokenizerFeatures', tokenizer=demo_tokenizer),
+                              projector=dict(type='MLPProjector', pos_dim=16))).eval()
+    model.save_pretrained(tmp_path / 'export')
+    again = UnderstandingMLLM.from_pretrained(str(tmp_path / 'export')).eval()
+    assert again.projector.pos_dim == 16
+    _, images = held_out(2)
+    imgs = torch.stack(list(images.values()))
+    with torch.no_grad():
+        assert torch.equal(model.projector(model.vision(imgs)), again.projector(again.vision(imgs)))

@@ -1,7 +1,9 @@
 """A cheap understanding measure: a small probe trained on frozen vision features (e.g.
 ``TokenizerFeatures``) to read shapes-world facts back: how many shapes, which colours,
 which kinds and which colour-kind pairs are in the scene. Features that keep what an LLM
-needs to answer shapes VQA score high; it costs seconds where an LLM run costs minutes."""
+needs to answer shapes VQA score high; it costs seconds where an LLM run costs minutes.
+The probe sees the token grid; an LLM reads a 1-D sequence, so the evaluator also reports
+how well an object token's grid column can be read from its features alone."""
 import math
 
 import torch
@@ -55,6 +57,34 @@ class Probe(nn.Module):
         return dict(zip([g for g, _, _ in GROUPS], logits.split([n for _, n, _ in GROUPS], -1)))
 
 
+def object_tokens(scene, side):
+    """``[side * side]`` bool, raster order: the tokens whose centre lies in a shape's box."""
+    centres = (torch.arange(side, dtype=torch.float64) + 0.5) / side
+    y, x = torch.meshgrid(centres, centres, indexing='ij')
+    inside = torch.zeros(side, side, dtype=torch.bool)
+    for shape in scene:
+        x0, y0, x1, y1 = shape.bbox
+        inside |= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    return inside.flatten()
+
+
+def column_accuracy(x_train, m_train, x_test, m_test, ridge=0.1):
+    """Held-out accuracy of a ridge-regression readout of each selected token's grid column
+    from its features alone (``x``: [B, N, D] in raster order, ``m``: [B, N] selection):
+    how much absolute position the features carry; chance is 1 / side."""
+    side = math.isqrt(x_train.shape[1])
+    columns = torch.arange(x_train.shape[1]) % side
+
+    def rows(x, m):
+        feats = F.pad(x[m].double(), (0, 1), value=1.0)  # a bias column
+        return feats, columns.expand(len(x), -1)[m]
+
+    (a, y_a), (b, y_b) = rows(x_train, m_train), rows(x_test, m_test)
+    gram = a.T @ a + ridge * torch.eye(a.shape[1], dtype=a.dtype)
+    weights = torch.linalg.solve(gram, a.T @ F.one_hot(y_a, side).double())
+    return ((b @ weights).argmax(1) == y_b).double().mean().item()
+
+
 def probe_loss(logits, targets):
     return sum(F.cross_entropy(logits[g], targets[g]) if not multi else
                F.binary_cross_entropy_with_logits(logits[g], targets[g])
@@ -77,8 +107,9 @@ class ShapesProbeEvaluator:
     """Train a ``Probe`` on ``model(images)`` features of ``train`` scenes, once per seed of
     ``seeds``; report the exact-answer accuracy per fact group on ``test`` scenes, their
     mean (``accuracy``, averaged over seeds), its standard error over test scenes, each
-    seed's accuracy, and the blind baseline (each group's most frequent training answer).
-    ``model`` is a feature module: ``forward(images) -> [B, N, D]`` (N a square grid)."""
+    seed's accuracy, and the blind baseline (each group's most frequent training answer);
+    ``column_accuracy`` (`column_accuracy` over the tokens inside a shape's box) beside its
+    chance. ``model`` is a feature module: ``forward(images) -> [B, N, D]`` (N a square grid)."""
 
     def __init__(self, train, test, hidden=64, blocks=2, epochs=40, lr=3e-3, batch_size=128,
                  seeds=(0,), feature_batch_size=100):
@@ -96,11 +127,15 @@ class ShapesProbeEvaluator:
         device = next(model.parameters()).device
         loader = torch.utils.data.DataLoader(dataset, batch_size=self.feature_batch_size,
                                              collate_fn=collate_skip_corrupt)
-        feats, facts = [], []
+        feats, facts, masks = [], [], []
         for batch in loader:
             feats.append(model(batch['image'].to(device)).float().cpu())
-            facts += [scene_facts(dataset.world.scene(int(i))) for i in batch['index']]
-        return torch.cat(feats), {g: torch.stack([f[g] for f in facts]) for g, _, _ in GROUPS}
+            side = math.isqrt(feats[-1].shape[1])
+            scenes = [dataset.world.scene(int(i)) for i in batch['index']]
+            facts += [scene_facts(scene) for scene in scenes]
+            masks += [object_tokens(scene, side) for scene in scenes]
+        return (torch.cat(feats), {g: torch.stack([f[g] for f in facts]) for g, _, _ in GROUPS},
+                torch.stack(masks))
 
     @torch.enable_grad()
     def _train(self, x, y, seed):
@@ -123,8 +158,8 @@ class ShapesProbeEvaluator:
         return probe.eval()
 
     def __call__(self, model, work_dir=None):
-        x_train, y_train = self._features(model, self.train_set)
-        x_test, y_test = self._features(model, self.test_set)
+        x_train, y_train, m_train = self._features(model, self.train_set)
+        x_test, y_test, m_test = self._features(model, self.test_set)
         per_seed, by_group, per_scene = [], {g: 0.0 for g, _, _ in GROUPS}, 0.0
         for seed in self.seeds:
             with torch.no_grad():
@@ -139,6 +174,8 @@ class ShapesProbeEvaluator:
                 'stderr': (per_scene.std() / n ** 0.5).item() if n > 1 else float('nan'),
                 'accuracy_by_seed': per_seed, 'accuracy_by_group': by_group,
                 'blind_baseline': blind_baseline(y_train, y_test),
+                'column_accuracy': column_accuracy(x_train, m_train, x_test, m_test),
+                'column_chance': 1 / math.isqrt(x_test.shape[1]),
                 'num_train': len(x_train), 'num_test': n}
 
 
