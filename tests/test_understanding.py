@@ -212,8 +212,9 @@ def test_projector_position_code(demo_tokenizer, tiny_llama, tmp_path):
     assert torch.equal(proj(shuffled)[:, 0], out[:, 0])
     with pytest.raises(ValueError, match='square grid'):
         proj(torch.randn(1, 12, 8))
-    with pytest.raises(ValueError, match='multiple of 4'):
-        MLPProjector(8, 16, pos_dim=6)
+    for bad in (6, -4):
+        with pytest.raises(ValueError, match='multiple of 4'):
+            MLPProjector(8, 16, pos_dim=bad)
 
     model = MODELS.build(dict(type='UnderstandingMLLM', llm=tiny_llama,
                               vision=dict(type='TokenizerFeatures', tokenizer=demo_tokenizer),

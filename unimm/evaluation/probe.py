@@ -107,9 +107,10 @@ class ShapesProbeEvaluator:
     """Train a ``Probe`` on ``model(images)`` features of ``train`` scenes, once per seed of
     ``seeds``; report the exact-answer accuracy per fact group on ``test`` scenes, their
     mean (``accuracy``, averaged over seeds), its standard error over test scenes, each
-    seed's accuracy, and the blind baseline (each group's most frequent training answer);
-    ``column_accuracy`` (`column_accuracy` over the tokens inside a shape's box) beside its
-    chance. ``model`` is a feature module: ``forward(images) -> [B, N, D]`` (N a square grid)."""
+    seed's accuracy, the blind baseline (each group's most frequent training answer), and
+    ``column_accuracy``: `column_accuracy` over the tokens inside a shape's box, beside
+    ``column_chance``. ``model`` is a feature module: ``forward(images) -> [B, N, D]`` (N a
+    square grid)."""
 
     def __init__(self, train, test, hidden=64, blocks=2, epochs=40, lr=3e-3, batch_size=128,
                  seeds=(0,), feature_batch_size=100):

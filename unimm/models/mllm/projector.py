@@ -25,9 +25,9 @@ class MLPProjector(nn.Sequential):
         match = re.fullmatch(r'mlp(\d+)x_gelu', kind)
         if kind != 'linear' and not match:
             raise ValueError(f"MLPProjector.kind must be 'linear' or 'mlp<N>x_gelu', got {kind!r}")
-        if pos_dim % 4:
-            raise ValueError(f'MLPProjector.pos_dim must be a multiple of 4 (a sin and a cos '
-                             f'per row and per column frequency), got {pos_dim}')
+        if pos_dim < 0 or pos_dim % 4:
+            raise ValueError(f'MLPProjector.pos_dim must be a non-negative multiple of 4 '
+                             f'(a sin and a cos per row and per column frequency), got {pos_dim}')
         depth = 1 if kind == 'linear' else int(match.group(1))
         layers = [nn.Linear(in_dim + pos_dim, out_dim)]
         for _ in range(depth - 1):
